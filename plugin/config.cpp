@@ -1,0 +1,149 @@
+#include "config.hpp"
+
+#include "byte_size.hpp"
+
+#include <charconv>
+#include <string>
+
+namespace vram {
+
+const char *const config_help =
+  "size=<SIZE>|auto|max      Export size: bytes (7G, 512M), 'auto' (free VRAM\n"
+  "                          minus reserve=) or 'max' (all free VRAM). Required.\n"
+  "reserve=<SIZE>            VRAM left free with size=auto (default 1G, or 3G\n"
+  "                          when the GPU drives a display).\n"
+  "step=<SIZE>               Back-off step when an allocation fails (512M).\n"
+  "min-size=<SIZE>           Smallest acceptable size when backing off (default:\n"
+  "                          size= itself for a number, 256M for auto/max).\n"
+  "device=<N>|<UUID>|<PCI>   GPU by CUDA index, UUID (GPU-...) or PCI bus id (0).\n"
+  "lanes=<N>                 Parallel I/O lanes (default: online CPUs).\n"
+  "chunk-size=<SIZE>         Pipelining chunk of a lane (256K).\n"
+  "swap-safety=attempt|require|off\n"
+  "                          Swap deadlock protections (default attempt).\n"
+  "init-timeout=<SECONDS>    How long to wait for a driver that is not ready (10).";
+
+namespace {
+
+constexpr const char *size_forms =
+  "expected a size in bytes with an optional suffix (e.g. 7G, 512M, 4096)";
+
+uint64_t parse_size_param(std::string_view key, std::string_view value)
+{
+  if (auto v = parse_byte_size(value))
+    return *v;
+  throw ConfigError(std::string(key) + "=" + std::string(value) + ": " + size_forms);
+}
+
+unsigned parse_unsigned_param(std::string_view key, std::string_view value,
+                              unsigned min, unsigned max)
+{
+  unsigned v = 0;
+  const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc{} || ptr != value.data() + value.size() || v < min || v > max)
+    throw ConfigError(std::string(key) + "=" + std::string(value) +
+                      ": expected a whole number from " + std::to_string(min) +
+                      " to " + std::to_string(max));
+  return v;
+}
+
+} // namespace
+
+std::string_view to_string(SwapSafety s)
+{
+  switch (s) {
+  case SwapSafety::require: return "require";
+  case SwapSafety::attempt: return "attempt";
+  case SwapSafety::off: return "off";
+  }
+  return "?";
+}
+
+ConfigBuilder::ConfigBuilder()
+{
+  config_.step = 512 * MiB;
+  config_.chunk_size = 256 * KiB;
+  config_.device = *parse_device_selector("0");
+}
+
+void ConfigBuilder::set(std::string_view key, std::string_view value)
+{
+  if (key == "size") {
+    if (value == "auto") {
+      config_.size = {SizeRequest::Kind::automatic, 0};
+    } else if (value == "max") {
+      config_.size = {SizeRequest::Kind::max, 0};
+    } else {
+      auto v = parse_byte_size(value);
+      if (!v)
+        throw ConfigError("size=" + std::string(value) + ": " + size_forms +
+                          ", 'auto' or 'max'");
+      if (*v == 0 || *v % 4096 != 0)
+        throw ConfigError("size=" + std::string(value) +
+                          ": the size must be a non-zero multiple of 4096 bytes "
+                          "(the swap page size), e.g. 7G");
+      config_.size = {SizeRequest::Kind::bytes, *v};
+    }
+    have_size_ = true;
+  } else if (key == "reserve") {
+    config_.reserve = parse_size_param(key, value);
+  } else if (key == "step") {
+    const uint64_t v = parse_size_param(key, value);
+    if (v < MiB || v % MiB != 0)
+      throw ConfigError("step=" + std::string(value) +
+                        ": the back-off step must be a whole number of MiB, at least 1M");
+    config_.step = v;
+  } else if (key == "min-size") {
+    const uint64_t v = parse_size_param(key, value);
+    if (v == 0 || v % 4096 != 0)
+      throw ConfigError("min-size=" + std::string(value) +
+                        ": must be a non-zero multiple of 4096 bytes, e.g. 1G");
+    config_.min_size = v;
+  } else if (key == "device") {
+    auto sel = parse_device_selector(value);
+    if (!sel)
+      throw ConfigError("device=" + std::string(value) +
+                        ": expected a CUDA device index (0, 1, ...), a GPU UUID "
+                        "(GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, see nvidia-smi -L) "
+                        "or a PCI bus id (0000:01:00.0)");
+    config_.device = *sel;
+  } else if (key == "lanes") {
+    config_.lanes = parse_unsigned_param(key, value, 1, 1024);
+  } else if (key == "chunk-size") {
+    const uint64_t v = parse_size_param(key, value);
+    if (v < 4 * KiB || v > 64 * MiB || v % (4 * KiB) != 0)
+      throw ConfigError("chunk-size=" + std::string(value) +
+                        ": must be a multiple of 4K from 4K to 64M, e.g. 256K");
+    config_.chunk_size = v;
+  } else if (key == "swap-safety") {
+    if (value == "attempt") config_.swap_safety = SwapSafety::attempt;
+    else if (value == "require") config_.swap_safety = SwapSafety::require;
+    else if (value == "off") config_.swap_safety = SwapSafety::off;
+    else
+      throw ConfigError("swap-safety=" + std::string(value) +
+                        ": expected 'attempt' (default: apply the protections, warn "
+                        "if one cannot be), 'require' (refuse to start without them) "
+                        "or 'off'");
+  } else if (key == "init-timeout") {
+    config_.init_timeout_s = parse_unsigned_param(key, value, 0, 3600);
+  } else {
+    throw ConfigError("unknown parameter '" + std::string(key) +
+                      "': accepted parameters are size, reserve, step, min-size, "
+                      "device, lanes, chunk-size, swap-safety, init-timeout "
+                      "(see nbdkit-vram-plugin(1))");
+  }
+}
+
+Config ConfigBuilder::finish() const
+{
+  if (!have_size_)
+    throw ConfigError("size= is required: give a size (e.g. size=7G), "
+                      "size=auto (free VRAM minus reserve=) or size=max");
+  if (config_.min_size && config_.size.kind == SizeRequest::Kind::bytes &&
+      *config_.min_size > config_.size.bytes)
+    throw ConfigError("min-size= (" + format_byte_size(*config_.min_size) +
+                      ") is larger than size= (" + format_byte_size(config_.size.bytes) +
+                      "): min-size= is the smallest size to fall back to");
+  return config_;
+}
+
+} // namespace vram

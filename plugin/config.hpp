@@ -1,0 +1,61 @@
+// The plugin's parameters, parsed and checked before anything touches a
+// GPU.  Every error names the parameter and the forms it accepts.
+#pragma once
+
+#include "device_selector.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace vram {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct SizeRequest {
+  enum class Kind { bytes, automatic, max } kind = Kind::automatic;
+  uint64_t bytes = 0; // when kind == bytes
+};
+
+enum class SwapSafety {
+  require, // refuse to start without every protection
+  attempt, // apply what can be applied, warn about the rest (default)
+  off,     // apply nothing (for tests of the protections themselves)
+};
+
+struct Config {
+  SizeRequest size;
+  std::optional<uint64_t> reserve;  // default depends on the GPU (display)
+  uint64_t step;
+  std::optional<uint64_t> min_size; // default depends on size=
+  DeviceSelector device;
+  unsigned lanes = 0;               // 0: one per online CPU
+  uint64_t chunk_size;
+  SwapSafety swap_safety = SwapSafety::attempt;
+  unsigned init_timeout_s = 10;
+};
+
+// Text for --help: one line per parameter.
+extern const char *const config_help;
+
+class ConfigBuilder {
+public:
+  ConfigBuilder();
+  // Throws ConfigError for an unknown key or a malformed value.
+  void set(std::string_view key, std::string_view value);
+  // Throws ConfigError if a required parameter is missing or the
+  // combination makes no sense.
+  Config finish() const;
+
+private:
+  Config config_;
+  bool have_size_ = false;
+};
+
+std::string_view to_string(SwapSafety s);
+
+} // namespace vram

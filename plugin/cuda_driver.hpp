@@ -1,0 +1,79 @@
+// The CUDA Driver API, loaded at run time.  The plugin never links
+// libcuda: it dlopen()s libcuda.so.1 and resolves every entry point through
+// cuGetProcAddress, so it builds and answers --dump-plugin on machines
+// without a GPU, and tests can substitute a fake driver.
+#pragma once
+
+#include <cuda.h>
+
+#include <memory>
+#include <string>
+
+namespace vram {
+
+// The signatures are the ones cuda.h declares (its macros map the plain
+// names to the current _v2 variants); the lookup asks the driver for the
+// same variants by pinning the API version.
+struct CudaApi {
+  decltype(&::cuInit) Init = nullptr;
+  decltype(&::cuDriverGetVersion) DriverGetVersion = nullptr;
+  decltype(&::cuGetErrorName) GetErrorName = nullptr;
+  decltype(&::cuGetErrorString) GetErrorString = nullptr;
+  decltype(&::cuDeviceGetCount) DeviceGetCount = nullptr;
+  decltype(&::cuDeviceGet) DeviceGet = nullptr;
+  decltype(&::cuDeviceGetName) DeviceGetName = nullptr;
+  decltype(&::cuDeviceGetUuid) DeviceGetUuid = nullptr;
+  decltype(&::cuDeviceTotalMem) DeviceTotalMem = nullptr;
+  decltype(&::cuDeviceGetAttribute) DeviceGetAttribute = nullptr;
+  decltype(&::cuDevicePrimaryCtxRetain) DevicePrimaryCtxRetain = nullptr;
+  decltype(&::cuDevicePrimaryCtxRelease) DevicePrimaryCtxRelease = nullptr;
+  decltype(&::cuCtxSetCurrent) CtxSetCurrent = nullptr;
+  decltype(&::cuMemGetInfo) MemGetInfo = nullptr;
+  decltype(&::cuMemAlloc) MemAlloc = nullptr;
+  decltype(&::cuMemFree) MemFree = nullptr;
+  decltype(&::cuMemHostAlloc) MemHostAlloc = nullptr;
+  decltype(&::cuMemFreeHost) MemFreeHost = nullptr;
+  decltype(&::cuStreamCreate) StreamCreate = nullptr;
+  decltype(&::cuStreamDestroy) StreamDestroy = nullptr;
+  decltype(&::cuStreamSynchronize) StreamSynchronize = nullptr;
+  decltype(&::cuEventCreate) EventCreate = nullptr;
+  decltype(&::cuEventDestroy) EventDestroy = nullptr;
+  decltype(&::cuEventRecord) EventRecord = nullptr;
+  decltype(&::cuEventSynchronize) EventSynchronize = nullptr;
+  decltype(&::cuMemcpyHtoDAsync) MemcpyHtoDAsync = nullptr;
+  decltype(&::cuMemcpyDtoHAsync) MemcpyDtoHAsync = nullptr;
+  decltype(&::cuMemsetD8Async) MemsetD8Async = nullptr;
+};
+
+class CudaDriver {
+public:
+  // The library to load: $NBDKIT_VRAM_LIBCUDA if set (tests), otherwise
+  // libcuda.so.1 from the usual search path.
+  static std::string library_path();
+
+  // Returns nullptr and sets `error` to a message for the user when the
+  // library or one of its entry points is missing.
+  static std::unique_ptr<CudaDriver> load(std::string &error);
+
+  const CudaApi &api() const { return api_; }
+
+  // cuInit, retried for up to `timeout_s` seconds while the driver reports
+  // that it is not ready yet (early boot, driver being loaded).
+  CUresult init(unsigned timeout_s) const;
+
+  // "CUDA_ERROR_OUT_OF_MEMORY (out of memory)".
+  std::string describe(CUresult result) const;
+
+  CudaDriver(const CudaDriver &) = delete;
+  CudaDriver &operator=(const CudaDriver &) = delete;
+  ~CudaDriver() = default;
+
+private:
+  CudaDriver() = default;
+  CudaApi api_;
+  // Never dlclose()d: the driver keeps threads and atexit handlers that
+  // outlive any owner we could give it.
+  void *handle_ = nullptr;
+};
+
+} // namespace vram

@@ -1,0 +1,120 @@
+#include "io_lane.hpp"
+
+#include "chunk_plan.hpp"
+#include "cuda_error.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace vram {
+
+IoLane::IoLane(const CudaDriver &driver, uint64_t chunk_size)
+  : cu_(driver.api()), chunk_(chunk_size)
+{
+  void *host = nullptr;
+  CUresult r = cu_.MemHostAlloc(&host, 2 * chunk_, 0);
+  if (r != CUDA_SUCCESS)
+    throw std::runtime_error("cannot allocate a pinned staging buffer of " +
+                             std::to_string(2 * chunk_) + " bytes: " + driver.describe(r));
+  staging_ = PinnedMemory(&cu_, host);
+
+  CUstream s = nullptr;
+  if ((r = cu_.StreamCreate(&s, CU_STREAM_NON_BLOCKING)) != CUDA_SUCCESS)
+    throw std::runtime_error("cannot create a CUDA stream: " + driver.describe(r));
+  stream_ = Stream(&cu_, s);
+
+  for (Event &e : done_) {
+    CUevent ev = nullptr;
+    if ((r = cu_.EventCreate(&ev, CU_EVENT_DISABLE_TIMING)) != CUDA_SUCCESS)
+      throw std::runtime_error("cannot create a CUDA event: " + driver.describe(r));
+    e = Event(&cu_, ev);
+  }
+}
+
+std::byte *IoLane::slot(uint64_t i) const
+{
+  return static_cast<std::byte *>(staging_.get()) + (i % 2) * chunk_;
+}
+
+// Waits for everything queued on the stream, so that no copy is still
+// reading or writing a staging slot when the lane is handed to the next
+// request.  A sticky error seen while draining wins over the first one.
+CUresult IoLane::drain(CUresult first_error)
+{
+  const CUresult r = cu_.StreamSynchronize(stream_.get());
+  if (r != CUDA_SUCCESS && is_sticky(r) && !is_sticky(first_error))
+    return r;
+  return first_error;
+}
+
+CUresult IoLane::write(CUdeviceptr dst, const std::byte *src, uint64_t length)
+{
+  const ChunkPlan plan(length, chunk_);
+  const uint64_t n = plan.count();
+  CUresult r;
+  for (uint64_t i = 0; i < n; ++i) {
+    const Chunk c = plan[i];
+    // Slot i%2 was last used by chunk i-2: wait until the GPU has read it.
+    if (i >= 2 && (r = cu_.EventSynchronize(done_[i % 2].get())) != CUDA_SUCCESS)
+      return drain(r);
+    std::memcpy(slot(i), src + c.offset, c.length);
+    if ((r = cu_.MemcpyHtoDAsync(dst + c.offset, slot(i), c.length, stream_.get())) != CUDA_SUCCESS)
+      return drain(r);
+    if (n > 2 && (r = cu_.EventRecord(done_[i % 2].get(), stream_.get())) != CUDA_SUCCESS)
+      return drain(r);
+  }
+  // The write is acknowledged only once it is in VRAM.
+  if ((r = cu_.StreamSynchronize(stream_.get())) != CUDA_SUCCESS)
+    return drain(r);
+  return CUDA_SUCCESS;
+}
+
+CUresult IoLane::read(std::byte *dst, CUdeviceptr src, uint64_t length)
+{
+  const ChunkPlan plan(length, chunk_);
+  const uint64_t n = plan.count();
+  CUresult r;
+  auto enqueue = [&](uint64_t i) {
+    const Chunk c = plan[i];
+    CUresult e = cu_.MemcpyDtoHAsync(slot(i), src + c.offset, c.length, stream_.get());
+    if (e == CUDA_SUCCESS)
+      e = cu_.EventRecord(done_[i % 2].get(), stream_.get());
+    return e;
+  };
+
+  if (n == 1) {
+    if ((r = cu_.MemcpyDtoHAsync(slot(0), src, length, stream_.get())) != CUDA_SUCCESS ||
+        (r = cu_.StreamSynchronize(stream_.get())) != CUDA_SUCCESS)
+      return drain(r);
+    std::memcpy(dst, slot(0), length);
+    return CUDA_SUCCESS;
+  }
+
+  // Keep both slots in flight: the GPU fills one while we drain the other.
+  for (uint64_t i = 0; i < n && i < 2; ++i)
+    if ((r = enqueue(i)) != CUDA_SUCCESS)
+      return drain(r);
+  for (uint64_t i = 0; i < n; ++i) {
+    if ((r = cu_.EventSynchronize(done_[i % 2].get())) != CUDA_SUCCESS)
+      return drain(r);
+    const Chunk c = plan[i];
+    std::memcpy(dst + c.offset, slot(i), c.length);
+    if (i + 2 < n && (r = enqueue(i + 2)) != CUDA_SUCCESS)
+      return drain(r);
+  }
+  // Costs nothing when all went well, and catches an error the driver
+  // reports only at stream level: never hand out data we cannot vouch for.
+  if ((r = cu_.StreamSynchronize(stream_.get())) != CUDA_SUCCESS)
+    return drain(r);
+  return CUDA_SUCCESS;
+}
+
+CUresult IoLane::zero(CUdeviceptr dst, uint64_t length)
+{
+  CUresult r = cu_.MemsetD8Async(dst, 0, length, stream_.get());
+  if (r == CUDA_SUCCESS)
+    r = cu_.StreamSynchronize(stream_.get());
+  return r == CUDA_SUCCESS ? r : drain(r);
+}
+
+} // namespace vram

@@ -1,0 +1,44 @@
+// One I/O lane: a non-blocking CUDA stream and a pinned staging buffer of
+// two slots.  A request larger than a slot is pipelined: while the GPU
+// copies one slot, the CPU fills or drains the other.  Lanes are created
+// before serving and reused; nothing is allocated in the I/O path.
+#pragma once
+
+#include "cuda_driver.hpp"
+#include "cuda_handles.hpp"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace vram {
+
+class IoLane {
+public:
+  // Throws std::runtime_error with a message when a resource cannot be had.
+  IoLane(const CudaDriver &driver, uint64_t chunk_size);
+
+  IoLane(const IoLane &) = delete;
+  IoLane &operator=(const IoLane &) = delete;
+
+  // Each returns CUDA_SUCCESS once the operation has completed on the GPU,
+  // or the first error.  After an error the lane has been drained and can
+  // be reused (unless the error is sticky).
+  CUresult write(CUdeviceptr dst, const std::byte *src, uint64_t length);
+  CUresult read(std::byte *dst, CUdeviceptr src, uint64_t length);
+  CUresult zero(CUdeviceptr dst, uint64_t length);
+
+  CUstream stream() const { return stream_.get(); }
+
+private:
+  std::byte *slot(uint64_t i) const;
+  CUresult drain(CUresult first_error);
+
+  const CudaApi &cu_;
+  uint64_t chunk_;
+  PinnedMemory staging_;
+  Stream stream_;
+  std::array<Event, 2> done_;
+};
+
+} // namespace vram

@@ -1,0 +1,47 @@
+// A fixed set of I/O lanes shared by nbdkit's worker threads.  A request
+// borrows a lane for its whole duration and returns it when done; when all
+// lanes are busy it waits for one.
+#pragma once
+
+#include "io_lane.hpp"
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace vram {
+
+class LanePool {
+public:
+  class Lease {
+  public:
+    Lease(LanePool &pool, IoLane *lane) : pool_(pool), lane_(lane) {}
+    Lease(const Lease &) = delete;
+    Lease &operator=(const Lease &) = delete;
+    ~Lease() { pool_.give_back(lane_); }
+    IoLane *operator->() const { return lane_; }
+    IoLane &operator*() const { return *lane_; }
+
+  private:
+    LanePool &pool_;
+    IoLane *lane_;
+  };
+
+  // Throws std::runtime_error if a lane cannot be created.
+  LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size);
+
+  Lease acquire();
+  size_t size() const { return lanes_.size(); }
+  IoLane &lane(size_t i) { return *lanes_[i]; }
+
+private:
+  void give_back(IoLane *lane);
+
+  std::vector<std::unique_ptr<IoLane>> lanes_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<IoLane *> idle_;
+};
+
+} // namespace vram

@@ -1,0 +1,58 @@
+#include "swap_safety.hpp"
+
+#include <sys/mman.h>
+#include <sys/prctl.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#define PR_GET_IO_FLUSHER 58
+#endif
+
+namespace vram {
+
+ProtectionResult enable_io_flusher()
+{
+  if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) == 0)
+    return {true, "PR_SET_IO_FLUSHER set"};
+  const int e = errno;
+  std::string why = std::strerror(e);
+  if (e == EPERM)
+    why += " (needs CAP_SYS_RESOURCE: run nbdkit as root)";
+  else if (e == EINVAL)
+    why += " (the kernel is older than 5.6)";
+  return {false, "PR_SET_IO_FLUSHER: " + why};
+}
+
+bool io_flusher_active()
+{
+  return ::prctl(PR_GET_IO_FLUSHER, 0, 0, 0, 0) == 1;
+}
+
+ProtectionResult lock_all_memory()
+{
+  if (::mlockall(MCL_CURRENT | MCL_FUTURE) == 0)
+    return {true, "mlockall done"};
+  const int e = errno;
+  std::string why = std::strerror(e);
+  if (e == ENOMEM || e == EPERM)
+    why += " (raise RLIMIT_MEMLOCK, e.g. LimitMEMLOCK=infinity, or run as root)";
+  return {false, "mlockall: " + why};
+}
+
+std::string locked_memory()
+{
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmLck:", 0) == 0) {
+      const size_t start = line.find_first_not_of(" \t", 6);
+      return start == std::string::npos ? "" : line.substr(start);
+    }
+  return {};
+}
+
+} // namespace vram

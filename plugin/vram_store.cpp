@@ -1,0 +1,214 @@
+#include "vram_store.hpp"
+
+#include "byte_size.hpp"
+#include "cuda_error.hpp"
+#include "logging.hpp"
+#include "sizing.hpp"
+
+#include <cerrno>
+
+namespace vram {
+namespace {
+
+std::string failed_call(const CudaDriver &driver, const char *what, CUresult r)
+{
+  return std::string(what) + " failed: " + driver.describe(r);
+}
+
+} // namespace
+
+std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Config &config,
+                                           const Layout &layout)
+{
+  const CudaApi &cu = driver.api();
+  CUdevice dev = 0;
+  CUresult r = cu.DeviceGet(&dev, static_cast<int>(layout.device_index));
+  if (r != CUDA_SUCCESS)
+    throw StartupError(layout.gpu_label + ": " + failed_call(driver, "cuDeviceGet", r));
+
+  CUcontext ctx = nullptr;
+  if ((r = cu.DevicePrimaryCtxRetain(&ctx, dev)) != CUDA_SUCCESS)
+    throw StartupError(layout.gpu_label + ": cannot create a CUDA context (" +
+                       driver.describe(r) +
+                       "); is the GPU in exclusive-process compute mode and in use?");
+  PrimaryContext context(&cu, dev, ctx);
+  if ((r = cu.CtxSetCurrent(ctx)) != CUDA_SUCCESS)
+    throw StartupError(failed_call(driver, "cuCtxSetCurrent", r));
+
+  size_t free = 0, total = 0;
+  if ((r = cu.MemGetInfo(&free, &total)) != CUDA_SUCCESS)
+    throw StartupError(layout.gpu_label + ": " + failed_call(driver, "cuMemGetInfo", r));
+
+  GpuMemory mem{total, free, layout.display};
+  SizePlan plan;
+  try {
+    plan = plan_size(config, mem, layout.gpu_label);
+  } catch (const SizingError &e) {
+    throw StartupError(e.what());
+  }
+
+  DeviceMemory memory;
+  uint64_t size = 0;
+  for (uint64_t attempt : backoff_sizes(plan)) {
+    CUdeviceptr ptr = 0;
+    r = cu.MemAlloc(&ptr, attempt);
+    if (r == CUDA_SUCCESS) {
+      memory = DeviceMemory(&cu, ptr);
+      size = attempt;
+      break;
+    }
+    if (r != CUDA_ERROR_OUT_OF_MEMORY)
+      throw StartupError(layout.gpu_label + ": allocating " + format_byte_size(attempt) +
+                         " of VRAM failed: " + driver.describe(r));
+    log_debug("allocating " + format_byte_size(attempt) + " on " + layout.gpu_label +
+              " failed (out of memory), backing off by " + format_byte_size(plan.step));
+  }
+  if (!memory)
+    throw StartupError(layout.gpu_label + " could not allocate even min-size=" +
+                       format_byte_size(plan.minimum) + " of VRAM (" +
+                       format_byte_size(free) + " reported free). Free some VRAM, "
+                       "or lower min-size= or size=");
+
+  std::unique_ptr<VramStore> store;
+  try {
+    store.reset(new VramStore(driver, std::move(context), std::move(memory), size, config, layout));
+  } catch (const std::runtime_error &e) {
+    throw StartupError(layout.gpu_label + ": " + e.what());
+  }
+
+  // Privacy: VRAM may still hold another process's data.
+  if ((r = store->pool_.lane(0).zero(store->memory_.get(), size)) != CUDA_SUCCESS)
+    throw StartupError(layout.gpu_label + ": zeroing the new VRAM allocation failed: " +
+                       driver.describe(r));
+  return store;
+}
+
+VramStore::VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMemory memory,
+                     uint64_t size, const Config &config, const Layout &layout)
+  : driver_(driver), cu_(driver.api()), context_(std::move(context)), memory_(std::move(memory)),
+    size_(size), chunk_size_(config.chunk_size), gpu_label_(layout.gpu_label),
+    pool_(driver, layout.lanes, config.chunk_size)
+{
+  static std::atomic<uint64_t> stores{0};
+  generation_ = ++stores;
+}
+
+VramStore::~VramStore()
+{
+  if (!bind_context())
+    return;
+  // Swap holds secrets: leave nothing behind for the next owner of this
+  // memory.  After a sticky error this cannot work; the driver then tears
+  // the context down with the process.
+  if (!failed()) {
+    const CUresult r = pool_.lane(0).zero(memory_.get(), size_);
+    if (r != CUDA_SUCCESS)
+      log_warning(gpu_label_ + ": could not zero VRAM before releasing it: " + driver_.describe(r));
+  } else {
+    log_warning(gpu_label_ + ": VRAM not zeroed at shutdown (the GPU failed earlier)");
+  }
+}
+
+// Every nbdkit worker thread must have the context current before it
+// issues CUDA calls; remember per thread which context that was.
+bool VramStore::bind_context()
+{
+  // Keyed by store, not by context handle: a primary context released and
+  // retained again may come back at the same address.
+  thread_local uint64_t bound = 0;
+  if (bound == generation_)
+    return true;
+  if (cu_.CtxSetCurrent(context_.get()) != CUDA_SUCCESS)
+    return false;
+  bound = generation_;
+  return true;
+}
+
+IoStatus VramStore::failed_status() const
+{
+  return {EIO, gpu_label_ + " is out of service after an earlier GPU error (" +
+                 failure_reason_ + "); restart nbdkit to serve again"};
+}
+
+void VramStore::enter_failed_state(const std::string &why)
+{
+  std::call_once(failure_logged_, [&] {
+    failure_reason_ = why;
+    failed_.store(true, std::memory_order_release);
+    log_error(gpu_label_ + ": " + why +
+              ". The GPU context is unusable; every further request fails with EIO. "
+              "Data in this export is lost: processes with pages swapped here will be "
+              "killed when they touch them");
+  });
+}
+
+IoStatus VramStore::check(const char *op, uint64_t count, uint64_t offset)
+{
+  if (failed())
+    return failed_status();
+  if (offset > size_ || count > size_ - offset)
+    return {EIO, strformat("%s of %llu bytes at offset %llu is past the end of the export "
+                           "(%llu bytes)", op, static_cast<unsigned long long>(count),
+                           static_cast<unsigned long long>(offset),
+                           static_cast<unsigned long long>(size_))};
+  if (!bind_context()) {
+    enter_failed_state("cannot make the CUDA context current");
+    return failed_status();
+  }
+  return {};
+}
+
+IoStatus VramStore::fail_request(const char *op, CUresult r, uint64_t count, uint64_t offset)
+{
+  const std::string what = strformat("%s of %llu bytes at offset %llu failed: ", op,
+                                     static_cast<unsigned long long>(count),
+                                     static_cast<unsigned long long>(offset)) +
+                           driver_.describe(r);
+  if (is_sticky(r)) {
+    enter_failed_state(what);
+    return failed_status();
+  }
+  return {EIO, gpu_label_ + ": " + what};
+}
+
+IoStatus VramStore::read(void *buf, uint64_t count, uint64_t offset)
+{
+  if (IoStatus s = check("read", count, offset); !s)
+    return s;
+  const CUresult r = pool_.acquire()->read(static_cast<std::byte *>(buf), memory_.get() + offset, count);
+  if (r != CUDA_SUCCESS)
+    return fail_request("read", r, count, offset);
+  return {};
+}
+
+IoStatus VramStore::write(const void *buf, uint64_t count, uint64_t offset)
+{
+  if (IoStatus s = check("write", count, offset); !s)
+    return s;
+  const CUresult r =
+    pool_.acquire()->write(memory_.get() + offset, static_cast<const std::byte *>(buf), count);
+  if (r != CUDA_SUCCESS)
+    return fail_request("write", r, count, offset);
+  return {};
+}
+
+IoStatus VramStore::zero(uint64_t count, uint64_t offset)
+{
+  if (IoStatus s = check("zero", count, offset); !s)
+    return s;
+  const CUresult r = pool_.acquire()->zero(memory_.get() + offset, count);
+  if (r != CUDA_SUCCESS)
+    return fail_request("zero", r, count, offset);
+  return {};
+}
+
+IoStatus VramStore::flush()
+{
+  // Every write is in VRAM before it is acknowledged: nothing to flush,
+  // but a GPU that has failed no longer holds what was written.
+  if (failed())
+    return failed_status();
+  return {};
+}
+
+} // namespace vram

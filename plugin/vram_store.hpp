@@ -1,0 +1,89 @@
+// The export: one VRAM allocation on one GPU, read and written through a
+// pool of I/O lanes.  Knows nothing of nbdkit; the callback file translates.
+#pragma once
+
+#include "config.hpp"
+#include "cuda_driver.hpp"
+#include "cuda_handles.hpp"
+#include "lane_pool.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace vram {
+
+struct StartupError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The outcome of one request: errnum 0 on success, else an errno value and
+// a message for the log.
+struct IoStatus {
+  int errnum = 0;
+  std::string message;
+  explicit operator bool() const { return errnum == 0; }
+};
+
+class VramStore {
+public:
+  struct Layout {
+    unsigned device_index = 0;
+    std::string gpu_label;     // for messages
+    bool display = false;      // the GPU drives a display (default reserve)
+    unsigned lanes = 1;
+  };
+
+  // Allocates (backing off per `config`), zeroes the allocation and builds
+  // the lanes.  The calling thread must not have forked since.  Throws
+  // StartupError with a message for the user.
+  static std::unique_ptr<VramStore> open(const CudaDriver &driver, const Config &config,
+                                         const Layout &layout);
+
+  // Zeroes the VRAM before giving it back to the driver.
+  ~VramStore();
+
+  uint64_t size() const { return size_; }
+  size_t lanes() const { return pool_.size(); }
+  uint64_t chunk_size() const { return chunk_size_; }
+
+  IoStatus read(void *buf, uint64_t count, uint64_t offset);
+  IoStatus write(const void *buf, uint64_t count, uint64_t offset);
+  IoStatus zero(uint64_t count, uint64_t offset);
+  IoStatus flush();
+
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+
+  VramStore(const VramStore &) = delete;
+  VramStore &operator=(const VramStore &) = delete;
+
+private:
+  VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMemory memory, uint64_t size,
+            const Config &config, const Layout &layout);
+
+  bool bind_context();
+  IoStatus check(const char *op, uint64_t count, uint64_t offset);
+  IoStatus fail_request(const char *op, CUresult r, uint64_t count, uint64_t offset);
+  IoStatus failed_status() const;
+  void enter_failed_state(const std::string &why);
+
+  const CudaDriver &driver_;
+  const CudaApi &cu_;
+  PrimaryContext context_;
+  DeviceMemory memory_;
+  uint64_t size_;
+  uint64_t chunk_size_;
+  std::string gpu_label_;
+  LanePool pool_;
+  uint64_t generation_ = 0;
+
+  std::atomic<bool> failed_{false};
+  std::once_flag failure_logged_;
+  std::string failure_reason_; // written once, before failed_ is set
+};
+
+} // namespace vram
