@@ -20,7 +20,7 @@ const char *const config_help =
   "chunk-size=<SIZE>         Pipelining chunk of a lane (256K).\n"
   "swap-safety=attempt|require|off\n"
   "                          Swap deadlock protections (default attempt).\n"
-  "init-timeout=<SECONDS>    How long to wait for a driver that is not ready (10).";
+  "init-timeout=<SECONDS>    How long to wait for a driver that is not ready (10).\n";
 
 namespace {
 

@@ -1,0 +1,86 @@
+#include "byte_size.hpp"
+#include "config.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace vram;
+
+namespace {
+
+Config parse(std::initializer_list<std::pair<const char *, const char *>> kv)
+{
+  ConfigBuilder b;
+  for (auto [k, v] : kv)
+    b.set(k, v);
+  return b.finish();
+}
+
+// The message must name the parameter and say what is accepted.
+void expect_error(std::initializer_list<std::pair<const char *, const char *>> kv,
+                  const std::string &mentions)
+{
+  try {
+    parse(kv);
+    ADD_FAILURE() << "accepted; expected an error mentioning " << mentions;
+  } catch (const ConfigError &e) {
+    EXPECT_NE(std::string(e.what()).find(mentions), std::string::npos) << e.what();
+  }
+}
+
+} // namespace
+
+TEST(Config, Defaults)
+{
+  const Config c = parse({{"size", "7G"}});
+  EXPECT_EQ(c.size.kind, SizeRequest::Kind::bytes);
+  EXPECT_EQ(c.size.bytes, 7 * GiB);
+  EXPECT_FALSE(c.reserve);
+  EXPECT_EQ(c.step, 512 * MiB);
+  EXPECT_FALSE(c.min_size);
+  EXPECT_EQ(c.device.kind, DeviceSelector::Kind::index);
+  EXPECT_EQ(c.device.index, 0u);
+  EXPECT_EQ(c.lanes, 0u);
+  EXPECT_EQ(c.chunk_size, 256 * KiB);
+  EXPECT_EQ(c.swap_safety, SwapSafety::attempt);
+}
+
+TEST(Config, AutoAndMax)
+{
+  EXPECT_EQ(parse({{"size", "auto"}}).size.kind, SizeRequest::Kind::automatic);
+  EXPECT_EQ(parse({{"size", "max"}}).size.kind, SizeRequest::Kind::max);
+}
+
+TEST(Config, EveryParameter)
+{
+  const Config c = parse({{"size", "auto"}, {"reserve", "2G"}, {"step", "256M"},
+                          {"min-size", "1G"}, {"device", "GPU-8a3c1f2e-0b4d-4e5f-9a6b-7c8d9e0f1a2b"},
+                          {"lanes", "8"}, {"chunk-size", "1M"}, {"swap-safety", "require"},
+                          {"init-timeout", "0"}});
+  EXPECT_EQ(*c.reserve, 2 * GiB);
+  EXPECT_EQ(c.step, 256 * MiB);
+  EXPECT_EQ(*c.min_size, 1 * GiB);
+  EXPECT_EQ(c.device.kind, DeviceSelector::Kind::uuid);
+  EXPECT_EQ(c.lanes, 8u);
+  EXPECT_EQ(c.chunk_size, 1 * MiB);
+  EXPECT_EQ(c.swap_safety, SwapSafety::require);
+  EXPECT_EQ(c.init_timeout_s, 0u);
+}
+
+TEST(Config, ErrorsNameTheParameterAndTheAcceptedForms)
+{
+  expect_error({}, "size= is required");
+  expect_error({{"size", "lots"}}, "size=lots: expected a size");
+  expect_error({{"size", "lots"}}, "'auto' or 'max'");
+  expect_error({{"size", "0"}}, "multiple of 4096");
+  expect_error({{"size", "1000"}}, "multiple of 4096");
+  expect_error({{"size", "1G"}, {"reserve", "x"}}, "reserve=x");
+  expect_error({{"size", "1G"}, {"step", "100K"}}, "step=100K");
+  expect_error({{"size", "1G"}, {"min-size", "2G"}}, "min-size=");
+  expect_error({{"size", "1G"}, {"device", "first"}}, "device=first: expected a CUDA device index");
+  expect_error({{"size", "1G"}, {"lanes", "0"}}, "lanes=0: expected a whole number from 1");
+  expect_error({{"size", "1G"}, {"lanes", "many"}}, "lanes=many");
+  expect_error({{"size", "1G"}, {"chunk-size", "1000"}}, "chunk-size=1000");
+  expect_error({{"size", "1G"}, {"swap-safety", "yes"}}, "swap-safety=yes: expected 'attempt'");
+  expect_error({{"size", "1G"}, {"init-timeout", "-1"}}, "init-timeout=-1");
+  expect_error({{"size", "1G"}, {"colour", "blue"}}, "unknown parameter 'colour'");
+}
