@@ -185,20 +185,11 @@ int vram_get_ready()
   });
 }
 
-// In the process that serves: lock memory, initialise CUDA, allocate.
+// In the process that serves: initialise CUDA, allocate, lock memory.
 int vram_after_fork()
 {
   return guarded("after_fork", [] {
     const Config &config = *state->config;
-    ProtectionResult mlock{false, "swap-safety=off"};
-    if (config.swap_safety != SwapSafety::off) {
-      mlock = lock_all_memory();
-      if (!mlock.active && config.swap_safety == SwapSafety::require) {
-        nbdkit_error("swap-safety=require: %s", mlock.detail.c_str());
-        return -1;
-      }
-    }
-
     std::string error;
     state->driver = CudaDriver::load(error);
     if (!state->driver) {
@@ -215,6 +206,17 @@ int vram_after_fork()
     } catch (const StartupError &e) {
       nbdkit_error("%s", e.what());
       return -1;
+    }
+
+    // After CUDA is up, so that the driver's own pages are locked too.
+    ProtectionResult mlock{false, "swap-safety=off"};
+    if (config.swap_safety != SwapSafety::off) {
+      mlock = lock_all_memory();
+      if (!mlock.active && config.swap_safety == SwapSafety::require) {
+        nbdkit_error("swap-safety=require: %s", mlock.detail.c_str());
+        state->store.reset();
+        return -1;
+      }
     }
 
     const VramStore &store = *state->store;

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what a fresh Debian 12
+# machine lacks, builds the plugin twice (plain and ASan/UBSan), runs the
+# unit tests (ctest) and the integration tests (pytest, real nbdkit, test
+# CUDA driver) against both builds.  GPU tests run only where a GPU is.
+#
+#   bash tests/run.sh            # everything
+#   SKIP_ASAN=1 bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+log() { printf '\n=== %s\n' "$*"; }
+
+packages=(build-essential cmake pkg-config perl libgtest-dev
+          nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd python3-pytest
+          nbd-client)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing: ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "tests/run.sh: missing packages (${missing[*]}); run as root or install them" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+jobs=$(nproc)
+build() { # dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S "$top" -B "$dir" -DVRAM_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+}
+
+py=/usr/bin/python3   # Debian's: python3-libnbd is installed for it
+run_suite() { # build dir, label, [preload]
+  local dir=$1 label=$2
+  log "unit tests ($label)"
+  (cd "$dir" && ctest --output-on-failure -j"$jobs")
+  log "integration tests ($label)"
+  VRAM_BUILD_DIR="$dir" "$py" -m pytest -q -p no:cacheprovider tests/integration tests/gpu
+}
+
+log "build"
+build build
+run_suite build plain
+
+if [[ -z ${SKIP_ASAN:-} ]]; then
+  log "build with ASan + UBSan"
+  build build-asan -DVRAM_SANITIZE=ON
+  # nbdkit itself is not instrumented: preload the runtime into it.
+  export VRAM_NBDKIT_PRELOAD
+  VRAM_NBDKIT_PRELOAD="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.so)"
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_suite build-asan sanitized
+fi
+log "all tests passed"

@@ -1,0 +1,301 @@
+// The core (VramStore and its lanes) against the test CUDA driver, whose
+// copies run asynchronously on worker threads like a real GPU's.
+
+#include "byte_size.hpp"
+#include "config.hpp"
+#include "cuda_driver.hpp"
+#include "vram_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <thread>
+#include <vector>
+
+using namespace vram;
+
+namespace {
+
+class StoreTest : public ::testing::Test {
+protected:
+  void SetUp() override
+  {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("vram-store-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    memory_file_ = (dir_ / "vram").string();
+    for (const char *v : {"FAKECUDA_GPUS", "FAKECUDA_LATENCY_US", "FAKECUDA_FAIL_COPY",
+                          "FAKECUDA_FAIL_MODE", "FAKECUDA_ALLOC_FAIL_ABOVE",
+                          "FAKECUDA_TRIGGER_FILE", "FAKECUDA_FAIL_EVERY"})
+      unsetenv(v);
+    setenv("NBDKIT_VRAM_LIBCUDA", FAKECUDA_PATH, 1);
+    setenv("FAKECUDA_MEMORY_FILE", memory_file_.c_str(), 1);
+    setenv("FAKECUDA_GPUS", "name=Test GPU,total=64M", 1);
+  }
+
+  void TearDown() override
+  {
+    store_.reset();
+    // Start the next test from a fresh fake driver.
+    if (void *h = dlopen(FAKECUDA_PATH, RTLD_NOW | RTLD_NOLOAD)) {
+      if (auto reset = reinterpret_cast<void (*)()>(dlsym(h, "fakecuda_reset")))
+        reset();
+      dlclose(h);
+    }
+    std::filesystem::remove_all(dir_);
+  }
+
+  VramStore &open(std::initializer_list<std::pair<const char *, const char *>> params,
+                  unsigned lanes = 4)
+  {
+    ConfigBuilder b;
+    for (auto [k, v] : params)
+      b.set(k, v);
+    config_ = b.finish();
+    std::string error;
+    driver_ = CudaDriver::load(error);
+    EXPECT_TRUE(driver_) << error;
+    EXPECT_EQ(driver_->init(0), CUDA_SUCCESS);
+    VramStore::Layout layout;
+    layout.gpu_label = "GPU 0 (Test GPU)";
+    layout.lanes = lanes;
+    store_ = VramStore::open(*driver_, config_, layout);
+    return *store_;
+  }
+
+  // The bytes of fake VRAM, as the "GPU" holds them.
+  std::vector<std::byte> vram_contents(uint64_t offset, uint64_t length)
+  {
+    std::vector<std::byte> out(length);
+    const int fd = ::open(memory_file_.c_str(), O_RDONLY);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(::pread(fd, out.data(), length, static_cast<off_t>(offset)),
+              static_cast<ssize_t>(length));
+    ::close(fd);
+    return out;
+  }
+
+  void poke(uint64_t offset, std::byte value)
+  {
+    const int fd = ::open(memory_file_.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, &value, 1, static_cast<off_t>(offset)), 1);
+    ::close(fd);
+  }
+
+  std::filesystem::path dir_;
+  std::string memory_file_;
+  Config config_;
+  std::unique_ptr<CudaDriver> driver_;
+  std::unique_ptr<VramStore> store_;
+};
+
+std::vector<std::byte> random_bytes(std::mt19937_64 &rng, size_t n)
+{
+  std::vector<std::byte> v(n);
+  for (auto &b : v)
+    b = static_cast<std::byte>(rng());
+  return v;
+}
+
+} // namespace
+
+TEST_F(StoreTest, ExplicitSizeIsServed)
+{
+  EXPECT_EQ(open({{"size", "32M"}}).size(), 32 * MiB);
+}
+
+TEST_F(StoreTest, ReadsBackWhatWasWrittenAtManySizesAndAlignments)
+{
+  VramStore &s = open({{"size", "16M"}, {"chunk-size", "16K"}});
+  std::mt19937_64 rng(1);
+  std::vector<std::byte> shadow(s.size());
+  for (int i = 0; i < 300; ++i) {
+    const uint64_t len = 1 + rng() % (200 * KiB);
+    const uint64_t off = rng() % (s.size() - len);
+    auto data = random_bytes(rng, len);
+    ASSERT_TRUE(s.write(data.data(), len, off)) << off << "+" << len;
+    std::memcpy(shadow.data() + off, data.data(), len);
+  }
+  std::vector<std::byte> back(s.size());
+  ASSERT_TRUE(s.read(back.data(), s.size(), 0));
+  EXPECT_TRUE(back == shadow);
+  // And the data really lives in (fake) VRAM, not in some host cache.
+  EXPECT_TRUE(vram_contents(0, s.size()) == shadow);
+}
+
+TEST_F(StoreTest, PipelinedRequestsSurviveASlowGpu)
+{
+  // Each async copy sleeps in the fake GPU: a lane that reused a staging
+  // slot before the GPU had finished with it would corrupt data here.
+  setenv("FAKECUDA_LATENCY_US", "200", 1);
+  VramStore &s = open({{"size", "8M"}, {"chunk-size", "4K"}});
+  std::mt19937_64 rng(2);
+  auto data = random_bytes(rng, 1 * MiB);
+  ASSERT_TRUE(s.write(data.data(), data.size(), 12345));
+  std::vector<std::byte> back(data.size());
+  ASSERT_TRUE(s.read(back.data(), back.size(), 12345));
+  EXPECT_TRUE(back == data);
+}
+
+TEST_F(StoreTest, ManyThreadsShareFewLanes)
+{
+  setenv("FAKECUDA_LATENCY_US", "20", 1);
+  VramStore &s = open({{"size", "16M"}, {"chunk-size", "8K"}}, 3);
+  constexpr int threads = 8;
+  const uint64_t region = s.size() / threads;
+  std::vector<std::thread> pool;
+  std::atomic<int> mismatches{0}, failures{0};
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      std::mt19937_64 rng(100 + t);
+      std::vector<std::byte> shadow(region);
+      for (int i = 0; i < 60; ++i) {
+        const uint64_t len = 1 + rng() % (48 * KiB);
+        const uint64_t off = rng() % (region - len);
+        auto data = random_bytes(rng, len);
+        if (!s.write(data.data(), len, t * region + off)) ++failures;
+        std::memcpy(shadow.data() + off, data.data(), len);
+        std::vector<std::byte> back(len);
+        if (!s.read(back.data(), len, t * region + off)) ++failures;
+        if (back != data) ++mismatches;
+      }
+      std::vector<std::byte> all(region);
+      if (!s.read(all.data(), region, t * region)) ++failures;
+      if (all != shadow) ++mismatches;
+    });
+  for (auto &th : pool) th.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST_F(StoreTest, NewAllocationIsZeroedEvenIfVramHeldOldData)
+{
+  {
+    std::vector<char> junk(8 * MiB, 'S');
+    const int fd = ::open(memory_file_.c_str(), O_CREAT | O_WRONLY, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+    ::close(fd);
+  }
+  VramStore &s = open({{"size", "8M"}});
+  std::vector<std::byte> back(s.size(), std::byte{1});
+  ASSERT_TRUE(s.read(back.data(), back.size(), 0));
+  EXPECT_TRUE(std::all_of(back.begin(), back.end(), [](std::byte b) { return b == std::byte{0}; }));
+}
+
+TEST_F(StoreTest, TeardownZeroesVram)
+{
+  VramStore &s = open({{"size", "4M"}});
+  std::vector<std::byte> secret(s.size(), std::byte{0x5a});
+  ASSERT_TRUE(s.write(secret.data(), secret.size(), 0));
+  ASSERT_EQ(vram_contents(100, 1)[0], std::byte{0x5a});
+  store_.reset();
+  const auto after = vram_contents(0, 4 * MiB);
+  EXPECT_TRUE(std::all_of(after.begin(), after.end(), [](std::byte b) { return b == std::byte{0}; }));
+}
+
+TEST_F(StoreTest, ZeroClearsExactlyTheRange)
+{
+  VramStore &s = open({{"size", "4M"}});
+  std::vector<std::byte> ones(64 * KiB, std::byte{0xff});
+  ASSERT_TRUE(s.write(ones.data(), ones.size(), 0));
+  ASSERT_TRUE(s.zero(1000, 3000));
+  std::vector<std::byte> back(ones.size());
+  ASSERT_TRUE(s.read(back.data(), back.size(), 0));
+  for (size_t i = 0; i < back.size(); ++i)
+    ASSERT_EQ(back[i], (i >= 3000 && i < 4000) ? std::byte{0} : std::byte{0xff}) << i;
+}
+
+TEST_F(StoreTest, ReadSeesBytesChangedBehindOurBack)
+{
+  VramStore &s = open({{"size", "4M"}});
+  poke(4097, std::byte{0x42});
+  std::byte b{};
+  ASSERT_TRUE(s.read(&b, 1, 4097));
+  EXPECT_EQ(b, std::byte{0x42});
+}
+
+TEST_F(StoreTest, RequestsPastTheEndAreRefused)
+{
+  VramStore &s = open({{"size", "4M"}});
+  std::vector<std::byte> buf(8192);
+  const IoStatus st = s.read(buf.data(), buf.size(), s.size() - 4096);
+  EXPECT_EQ(st.errnum, EIO);
+  EXPECT_NE(st.message.find("past the end"), std::string::npos) << st.message;
+  EXPECT_FALSE(s.failed());
+}
+
+TEST_F(StoreTest, BackOffLandsOnTheLargestSizeThatAllocates)
+{
+  setenv("FAKECUDA_GPUS", "total=3G", 1);
+  setenv("FAKECUDA_ALLOC_FAIL_ABOVE", "700M", 1);
+  // auto: 3G free - 1G reserve = 2G, then 1.5G, 1G, 512M fits.
+  EXPECT_EQ(open({{"size", "auto"}}, 1).size(), 512 * MiB);
+}
+
+TEST_F(StoreTest, BackOffBelowMinSizeFails)
+{
+  setenv("FAKECUDA_GPUS", "total=8G", 1);
+  setenv("FAKECUDA_ALLOC_FAIL_ABOVE", "1G", 1);
+  try {
+    open({{"size", "6G"}, {"min-size", "2G"}}, 1);
+    ADD_FAILURE() << "opened";
+  } catch (const StartupError &e) {
+    EXPECT_NE(std::string(e.what()).find("could not allocate even min-size=2.0 GiB"),
+              std::string::npos) << e.what();
+  }
+}
+
+TEST_F(StoreTest, TransientCopyFailureFailsOnlyThatRequest)
+{
+  setenv("FAKECUDA_FAIL_COPY", "2", 1);
+  setenv("FAKECUDA_FAIL_MODE", "transient", 1);
+  VramStore &s = open({{"size", "4M"}});
+  std::vector<std::byte> data(4096, std::byte{7}), back(4096);
+  ASSERT_TRUE(s.write(data.data(), data.size(), 0));       // copy 1
+  const IoStatus st = s.read(back.data(), back.size(), 0); // copy 2 fails
+  EXPECT_EQ(st.errnum, EIO);
+  EXPECT_NE(st.message.find("read of 4096 bytes at offset 0 failed"), std::string::npos) << st.message;
+  EXPECT_FALSE(s.failed());
+  ASSERT_TRUE(s.read(back.data(), back.size(), 0));
+  EXPECT_TRUE(back == data);
+}
+
+TEST_F(StoreTest, StickyFailureFailsEveryLaterRequest)
+{
+  setenv("FAKECUDA_FAIL_COPY", "2", 1);
+  setenv("FAKECUDA_FAIL_MODE", "sticky", 1);
+  VramStore &s = open({{"size", "4M"}});
+  std::vector<std::byte> data(4096, std::byte{7}), back(4096);
+  ASSERT_TRUE(s.write(data.data(), data.size(), 0));
+  EXPECT_EQ(s.write(data.data(), data.size(), 0).errnum, EIO);
+  EXPECT_TRUE(s.failed());
+  for (int i = 0; i < 3; ++i) {
+    const IoStatus st = s.read(back.data(), back.size(), 0);
+    EXPECT_EQ(st.errnum, EIO);
+    EXPECT_NE(st.message.find("out of service"), std::string::npos) << st.message;
+  }
+  EXPECT_EQ(s.zero(4096, 0).errnum, EIO);
+  EXPECT_EQ(s.flush().errnum, EIO);
+}
+
+TEST_F(StoreTest, StickyFailureDuringAPipelinedReadReturnsNoData)
+{
+  setenv("FAKECUDA_FAIL_COPY", "5", 1);
+  setenv("FAKECUDA_FAIL_MODE", "sticky", 1);
+  VramStore &s = open({{"size", "4M"}, {"chunk-size", "4K"}});
+  std::vector<std::byte> back(64 * KiB);
+  EXPECT_EQ(s.read(back.data(), back.size(), 0).errnum, EIO);
+  EXPECT_TRUE(s.failed());
+}
