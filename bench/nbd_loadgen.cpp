@@ -4,7 +4,11 @@
 //
 //   nbd-loadgen URI [--connections N] [--bs BYTES] [--pattern rand|seq]
 //                   [--read-pct P] [--duration S] [--sporadic-ms MS]
-//                   [--span BYTES] [--label TEXT]
+//                   [--span BYTES] [--prefill] [--label TEXT]
+//
+// --prefill writes the whole span once before measuring, so servers that
+// keep unwritten blocks sparse (nbdkit-memory-plugin) are measured on
+// data, as the plugin under test always is.
 //
 // --sporadic-ms issues one request every MS milliseconds per connection
 // (like ioping), to measure the latency of an idle device.
@@ -62,6 +66,7 @@ struct Options {
   double sporadic_ms = 0;
   uint64_t span = 0;
   std::string label;
+  bool prefill = false;
 };
 
 struct ThreadResult {
@@ -96,6 +101,7 @@ int main(int argc, char **argv)
     else if (a == "--sporadic-ms") o.sporadic_ms = std::atof(next());
     else if (a == "--span") o.span = parse_u64(next());
     else if (a == "--label") o.label = next();
+    else if (a == "--prefill") o.prefill = true;
     else if (o.uri.empty() && a.rfind("--", 0) != 0) o.uri = a;
     else die("unknown option " + a);
   }
@@ -114,6 +120,15 @@ int main(int argc, char **argv)
                                            static_cast<uint64_t>(size));
   const uint64_t slots = span / o.bs;
   if (slots == 0) die("export smaller than one block");
+
+  if (o.prefill) {
+    std::vector<uint8_t> block(1 << 20, 0x5a);
+    for (uint64_t off = 0; off < span; off += block.size()) {
+      const uint64_t n = std::min<uint64_t>(block.size(), span - off);
+      if (nbd_pwrite(handles[0].get(), block.data(), n, off, 0) == -1)
+        die(std::string("prefill: ") + nbd_get_error());
+    }
+  }
 
   std::vector<ThreadResult> results(o.connections);
   std::atomic<bool> go{false};

@@ -282,9 +282,11 @@ VramStore &store_of(void *handle) { return *static_cast<VramStore *>(handle); }
 
 int64_t vram_get_size(void *handle) { return static_cast<int64_t>(store_of(handle).size()); }
 
+// Any alignment works (partial blocks are copied like any other bytes), so
+// the minimum is 1; clients that honour the preferred size get whole pages.
 int vram_block_size(void *, uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
 {
-  *minimum = 512;
+  *minimum = 1;
   *preferred = 4096;
   *maximum = 0xffffffff;
   return 0;

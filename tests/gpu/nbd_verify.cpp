@@ -6,6 +6,10 @@
 //       connections, then every byte read back through a different
 //       connection and compared with a host-side shadow copy.
 //
+//   nbd-verify semantics URI
+//       Zero, trim, FUA and flush: zeroed and trimmed ranges read back as
+//       zeroes, their neighbours keep their data.
+//
 //   nbd-verify soak URI --bytes BYTES [--connections N] [--block BYTES] [--seed S]
 //       Writes BYTES of a position-dependent pattern over the export in
 //       shuffled blocks from N connections in parallel, then reads it all
@@ -137,6 +141,41 @@ int run_random(const std::string &uri, unsigned conns, uint64_t ops, uint64_t se
   return 0;
 }
 
+int run_semantics(const std::string &uri)
+{
+  Nbd h = connect(uri);
+  Nbd other = connect(uri);
+  const int64_t size = nbd_get_size(h.get());
+  if (size < (16 << 20)) die("semantics needs an export of at least 16 MiB");
+  for (auto [name, can] : {std::pair{"multi_conn", nbd_can_multi_conn(h.get())},
+                           {"fua", nbd_can_fua(h.get())}, {"trim", nbd_can_trim(h.get())},
+                           {"zero", nbd_can_zero(h.get())}, {"fast_zero", nbd_can_fast_zero(h.get())},
+                           {"flush", nbd_can_flush(h.get())}})
+    if (can != 1) die(std::string("export does not advertise ") + name);
+  const uint64_t len = 8 << 20;
+  std::vector<uint8_t> ones(len, 0xa5), back(len);
+  if (nbd_pwrite(h.get(), ones.data(), len, 0, LIBNBD_CMD_FLAG_FUA) == -1)
+    die(std::string("FUA write: ") + nbd_get_error());
+  if (nbd_zero(h.get(), 1 << 20, 4096 + 512, LIBNBD_CMD_FLAG_FAST_ZERO) == -1)
+    die(std::string("zero: ") + nbd_get_error());
+  if (nbd_trim(h.get(), 2 << 20, 4 << 20, 0) == -1)
+    die(std::string("trim: ") + nbd_get_error());
+  if (nbd_flush(h.get(), 0) == -1) die(std::string("flush: ") + nbd_get_error());
+  if (nbd_pread(other.get(), back.data(), len, 0, 0) == -1)
+    die(std::string("read: ") + nbd_get_error());
+  for (uint64_t i = 0; i < len; ++i) {
+    const bool zeroed = (i >= 4096 + 512 && i < 4096 + 512 + (1 << 20)) ||
+                        (i >= (4 << 20) && i < (6 << 20));
+    if (back[i] != (zeroed ? 0 : 0xa5)) {
+      std::fprintf(stderr, "nbd-verify: byte %" PRIu64 " is %u, expected %u\n", i, back[i],
+                   zeroed ? 0u : 0xa5u);
+      return 1;
+    }
+  }
+  std::printf("semantics: FUA write, zero, trim and flush behave; all bytes as expected\n");
+  return 0;
+}
+
 int run_soak(const std::string &uri, unsigned conns, uint64_t bytes, uint64_t block, uint64_t seed)
 {
   Nbd probe = connect(uri);
@@ -208,6 +247,7 @@ int main(int argc, char **argv)
     else die("unknown option " + a);
   }
   if (conns == 0 || block == 0 || block % 8) die("bad --connections or --block");
+  if (mode == "semantics") return run_semantics(uri);
   if (mode == "random") return run_random(uri, static_cast<unsigned>(conns), ops, seed, span);
   if (mode == "soak") {
     if (!bytes) die("soak needs --bytes");

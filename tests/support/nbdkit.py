@@ -14,6 +14,15 @@ BUILD = Path(os.environ.get("VRAM_BUILD_DIR", REPO / "build")).resolve()
 PLUGIN = BUILD / "plugin" / "nbdkit-vram-plugin.so"
 FAKECUDA = BUILD / "tests" / "fakecuda" / "libcuda.so.1"
 NBDKIT = os.environ.get("VRAM_NBDKIT", "nbdkit")
+# Where nbdkit's own filters are, when not where nbdkit was built to look
+# (the GPU machine runs a carried copy of nbdkit).
+FILTERDIR = os.environ.get("VRAM_NBDKIT_FILTERDIR")
+
+
+def filter_arg(name):
+    if FILTERDIR and "/" not in name:
+        return f"--filter={FILTERDIR}/nbdkit-{name}-filter.so"
+    return f"--filter={name}"
 
 
 def preload_env():
@@ -39,7 +48,7 @@ class Server:
         self.uri = f"nbd+unix:///?socket={self.socket}"
         cmd = [NBDKIT, "-f", "-U", str(self.socket), "-P", str(self.pidfile)]
         for f in filters:
-            cmd.append(f"--filter={f}")
+            cmd.append(filter_arg(f))
         cmd.append(str(plugin or PLUGIN))
         cmd += list(args)
         self.cmd = cmd
@@ -86,7 +95,7 @@ def run_nbdkit(args, env=None, filters=(), plugin=None, timeout=60, extra=()):
     """Runs nbdkit to completion (for start-up errors and --dump-plugin)."""
     cmd = [NBDKIT, *extra]
     for f in filters:
-        cmd.append(f"--filter={f}")
+        cmd.append(filter_arg(f))
     cmd.append(str(plugin or PLUGIN))
     cmd += list(args)
     full_env = dict(os.environ)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the repository root, with .carry/ made by
+# make-carry.sh: the GPU test suite, then the memory-vs-vram comparison.
+# Logs go to $OUT (the device tool's output folder) or ./device-out.
+#
+#   bash tests/gpu/device-run.sh [tests|bench|all]
+set -uo pipefail
+what=${1:-all}
+top=$PWD
+out=${OUT:-$top/device-out}
+mkdir -p "$out"
+c=$top/.carry
+export LD_LIBRARY_PATH=$c/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PATH=$c/root/usr/bin:$c/root/usr/sbin:$PATH
+export VRAM_BUILD_DIR=$c/build
+export VRAM_NBDKIT=$c/root/usr/bin/nbdkit
+export VRAM_NBDKIT_FILTERDIR=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/filters
+python3 -c 'import pytest' 2>/dev/null || export PYTHONPATH=$c/root/usr/lib/python3/dist-packages
+
+{
+  date -u; uname -a; nvidia-smi; nproc; free -g
+  "$VRAM_NBDKIT" --version
+  "$VRAM_NBDKIT" --dump-plugin "$VRAM_BUILD_DIR/plugin/nbdkit-vram-plugin.so" | grep ^vram_
+} >"$out/machine.txt" 2>&1
+cat "$out/machine.txt"
+
+rc=0
+if [[ $what == tests || $what == all ]]; then
+  PYTHONUNBUFFERED=1 python3 -m pytest -v -rs -p no:cacheprovider tests/gpu 2>&1 | tee "$out/gpu-tests.log"
+  rc=${PIPESTATUS[0]}
+fi
+if [[ $what == bench || $what == all ]]; then
+  NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so \
+    bash bench/compare.sh "$out/bench" 2>&1 | tee "$out/bench.log"
+  cp "$out/bench/results.jsonl" "$out/bench-results.jsonl" 2>/dev/null
+fi
+exit $rc

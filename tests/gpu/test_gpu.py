@@ -1,0 +1,101 @@
+"""The plugin on a real GPU: data integrity, a 16 GiB soak, errors."""
+import subprocess
+
+import pytest
+
+from conftest import size_of, verify
+from support.nbdkit import run_nbdkit
+
+pytestmark = pytest.mark.gpu
+
+GiB = 1 << 30
+
+
+def test_dump_plugin_lists_the_gpu(gpu):
+    assert gpu["name"]
+    assert gpu["uuid"].startswith("GPU-")
+    assert int(gpu["total"]) > int(gpu["free"]) > 0
+
+
+def test_serves_the_requested_size_and_says_where(vram_server, gpu):
+    s = vram_server("size=2G")
+    log = s.log()
+    assert size_of(log) == 2 * GiB
+    assert gpu["name"] in log
+    assert "swap protections:" in log
+
+
+def test_semantics_zero_trim_fua_flush(vram_server):
+    s = vram_server("size=1G")
+    assert verify("semantics", s.uri).returncode == 0
+
+
+def test_random_writes_over_many_connections_read_back_exactly(vram_server):
+    s = vram_server("size=2G", "chunk-size=64K")
+    r = verify("random", s.uri, "--connections", 8, "--ops", 4000, "--span", GiB)
+    assert r.returncode == 0, r.stderr
+    assert "all bytes match" in r.stdout
+
+
+def test_soak_16_gib_written_and_verified(vram_server):
+    s = vram_server("size=17G")
+    r = verify("soak", s.uri, "--bytes", 16 * GiB, "--connections", 16, "--block", 4 << 20)
+    assert r.returncode == 0, r.stderr
+    assert "17179869184 bytes written and verified: all bytes match" in r.stdout
+
+
+def test_size_auto_leaves_the_reserve(vram_server, gpu):
+    s = vram_server("size=auto", "reserve=4G")
+    served = size_of(s.log())
+    free = int(gpu["free"])
+    # The serving process has its own context, so a little less is free
+    # than when --dump-plugin looked.
+    assert free - 4 * GiB - 2 * GiB <= served <= free - 4 * GiB
+
+
+def test_more_than_is_free_is_refused_with_the_free_amount(gpu):
+    r = run_nbdkit(["size=100000G"], extra=["-f"], env={"NBDKIT_VRAM_LIBCUDA": ""}, timeout=120)
+    assert r.returncode != 0
+    assert "of VRAM free" in r.stderr and "less than size=" in r.stderr
+
+
+def test_second_instance_cannot_take_what_the_first_holds(vram_server, gpu):
+    vram_server("size=auto", "reserve=2G", name="first")
+    r = run_nbdkit(["size=8G"], extra=["-f"], env={"NBDKIT_VRAM_LIBCUDA": ""}, timeout=120)
+    assert r.returncode != 0
+    assert "of VRAM free" in r.stderr, r.stderr
+
+
+def test_device_out_of_range_lists_the_gpus(gpu):
+    r = run_nbdkit(["size=1G", "device=57"], extra=["-f"], env={"NBDKIT_VRAM_LIBCUDA": ""},
+                   timeout=120)
+    assert r.returncode != 0
+    assert "device=57: no such GPU" in r.stderr
+    assert gpu["name"] in r.stderr
+
+
+def test_device_by_uuid_and_pci(vram_server, gpu):
+    for sel in (gpu["uuid"], gpu["pci"]):
+        s = vram_server("size=1G", f"device={sel}", name=f"sel{len(sel)}")
+        assert "GPU 0 (" in s.log()
+        s.stop()
+
+
+def test_under_the_stats_filter(vram_server, tmp_path):
+    stats = tmp_path / "stats.txt"
+    s = vram_server("size=1G", f"statsfile={stats}", filters=["stats"])
+    assert verify("random", s.uri, "--connections", 2, "--ops", 300).returncode == 0
+    s.stop()
+    assert "write:" in stats.read_text()
+
+
+def test_vram_is_held_while_serving(vram_server, gpu):
+    def used_mib():
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
+                              "-i", gpu["uuid"]], capture_output=True, text=True)
+        return int(out.stdout.strip())
+    before = used_mib()
+    s = vram_server("size=8G")
+    during = used_mib()
+    assert during - before >= 8 * 1024
+    s.stop()
