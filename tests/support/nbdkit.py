@@ -5,6 +5,8 @@ on machines where Python's libnbd bindings are missing.
 """
 import os
 import signal
+import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -65,11 +67,36 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nbdkit exited with {self.proc.returncode}:\n{self.log()}")
-            if self.pidfile.exists() and self.pidfile.read_text().strip():
+            if self.pidfile.exists() and self.pidfile.read_text().strip() and \
+                    self._greets(deadline):
                 return self
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"nbdkit not ready after {timeout}s:\n{self.log()}")
+
+    def _greets(self, deadline):
+        """True once nbdkit sends the NBD greeting: it writes the pidfile
+        before the plugin's after_fork (where the GPU is set up) has run,
+        and starts accepting connections only after it."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                s.connect(str(self.socket))
+                greeting = b""
+                while len(greeting) < 18:  # NBDMAGIC IHAVEOPT flags
+                    chunk = s.recv(18 - len(greeting))
+                    if not chunk:
+                        return False
+                    greeting += chunk
+                if not greeting.startswith(b"NBDMAGIC"):
+                    return False
+                # Leave politely (client flags, then NBD_OPT_ABORT), so the
+                # probe leaves no error in nbdkit's log.
+                s.sendall(struct.pack(">I", 3) + b"IHAVEOPT" + struct.pack(">II", 2, 0))
+                s.recv(64)
+                return True
+            except OSError:
+                return False
 
     def alive(self):
         return self.proc.poll() is None
