@@ -32,11 +32,14 @@ bool io_flusher_active()
   return ::prctl(PR_GET_IO_FLUSHER, 0, 0, 0, 0) == 1;
 }
 
-// Two steps.  First lock and fault in everything mapped now (code, the
-// driver's libraries, staging buffers), so the I/O path never waits for a
-// page-in.  Then lock future mappings only as they are touched: nbdkit
-// starts 16 threads per connection, each with an 8 MiB stack mapping, and
-// MCL_FUTURE alone would pin all of that RAM up front.
+// Two steps.  First lock and fault in what is mapped now: nbdkit, the
+// plugin and their libraries, so the I/O path never waits for a page-in.
+// Then lock future mappings only as their pages are touched.  This must
+// run before CUDA is initialised: the driver maps many gigabytes of host
+// address space (17 GiB seen on an H100), and MCL_CURRENT after cuInit
+// would fault all of it into RAM.  Likewise nbdkit starts 16 threads per
+// connection with 8 MiB stacks; MCL_FUTURE without MCL_ONFAULT would pin
+// all of that up front.
 ProtectionResult lock_all_memory()
 {
   if (::mlockall(MCL_CURRENT) == 0) {
@@ -52,13 +55,15 @@ ProtectionResult lock_all_memory()
   return {false, "mlockall: " + why};
 }
 
+// smaps_rollup's "Locked" counts resident locked pages; VmLck in
+// /proc/self/status counts whole locked mappings, touched or not.
 std::string locked_memory()
 {
-  std::ifstream status("/proc/self/status");
+  std::ifstream rollup("/proc/self/smaps_rollup");
   std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmLck:", 0) == 0) {
-      const size_t start = line.find_first_not_of(" \t", 6);
+  while (std::getline(rollup, line))
+    if (line.rfind("Locked:", 0) == 0) {
+      const size_t start = line.find_first_not_of(" \t", 7);
       return start == std::string::npos ? "" : line.substr(start);
     }
   return {};

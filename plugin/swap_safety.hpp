@@ -5,8 +5,8 @@
 //    main thread before nbdkit creates its workers: the flag is inherited
 //    by threads created later and across fork.
 //  - mlockall: our pages are never the ones being swapped out.  Done after
-//    nbdkit forks into the background, because memory locks are not
-//    inherited across fork.
+//    nbdkit forks into the background (memory locks are not inherited
+//    across fork) and before CUDA is initialised (see lock_all_memory).
 #pragma once
 
 #include <string>
@@ -22,7 +22,7 @@ ProtectionResult enable_io_flusher();
 bool io_flusher_active();
 ProtectionResult lock_all_memory();
 
-// "VmLck" from /proc/self/status, e.g. "182340 kB"; empty if unknown.
+// Resident memory locked, e.g. "18234 kB"; empty if unknown.
 std::string locked_memory();
 
 } // namespace vram

@@ -185,11 +185,21 @@ int vram_get_ready()
   });
 }
 
-// In the process that serves: initialise CUDA, allocate, lock memory.
+// In the process that serves: lock memory, initialise CUDA, allocate.
 int vram_after_fork()
 {
   return guarded("after_fork", [] {
     const Config &config = *state->config;
+    // Before CUDA is initialised: see lock_all_memory().
+    ProtectionResult mlock{false, "swap-safety=off"};
+    if (config.swap_safety != SwapSafety::off) {
+      mlock = lock_all_memory();
+      if (!mlock.active && config.swap_safety == SwapSafety::require) {
+        nbdkit_error("swap-safety=require: %s", mlock.detail.c_str());
+        return -1;
+      }
+    }
+
     std::string error;
     state->driver = CudaDriver::load(error);
     if (!state->driver) {
@@ -208,17 +218,6 @@ int vram_after_fork()
       return -1;
     }
 
-    // After CUDA is up, so that the driver's own pages are locked too.
-    ProtectionResult mlock{false, "swap-safety=off"};
-    if (config.swap_safety != SwapSafety::off) {
-      mlock = lock_all_memory();
-      if (!mlock.active && config.swap_safety == SwapSafety::require) {
-        nbdkit_error("swap-safety=require: %s", mlock.detail.c_str());
-        state->store.reset();
-        return -1;
-      }
-    }
-
     const VramStore &store = *state->store;
     log_info(strformat("serving %s (%llu bytes) of VRAM on %s; %zu I/O lanes, %s chunks",
                        format_byte_size(store.size()).c_str(),
@@ -231,7 +230,7 @@ int vram_after_fork()
       const bool flusher = io_flusher_active();
       std::string summary = std::string("swap protections: io-flusher ") +
                             (flusher ? "on" : "OFF") + ", mlockall " +
-                            (mlock.active ? "on (VmLck " + locked_memory() + ")" : "OFF");
+                            (mlock.active ? "on (" + locked_memory() + " locked)" : "OFF");
       if (flusher && mlock.active) {
         log_info(summary);
       } else {
