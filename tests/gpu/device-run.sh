@@ -34,4 +34,4 @@ if [[ $what == bench || $what == all ]]; then
     bash bench/compare.sh "$out/bench" 2>&1 | tee "$out/bench.log"
   cp "$out/bench/results.jsonl" "$out/bench-results.jsonl" 2>/dev/null
 fi
-exit $rc
+exit "$rc"

@@ -1,0 +1,370 @@
+// The exported CUDA Driver API entry points: thin wrappers that check the
+// driver is initialised, apply the sticky-error rule, keep exceptions from
+// escaping into C callers, and trace. The work is done in Driver.
+//
+// Symbol names: cuda.h #defines most of these names to versioned variants
+// (cuMemAlloc -> cuMemAlloc_v2, ...). The definitions below spell the
+// versioned names out, so what is defined is exactly what is exported and
+// what cuda.h declares. The unversioned v1 entry points that cuda.h hides
+// behind its macros are declared by hand after #undef: cuDeviceGetUuid
+// below, cuGetProcAddress in proc_address.cpp.
+#include <cuda.h>
+
+#if defined(CUDA_API_PER_THREAD_DEFAULT_STREAM) || defined(__CUDA_API_PER_THREAD_DEFAULT_STREAM)
+#error "fakecuda implements the legacy-default-stream symbol names only"
+#endif
+
+#include "device_queries.hpp"
+#include "driver.hpp"
+#include "errors.hpp"
+#include "trace.hpp"
+
+#include <cstdio>
+#include <new>
+
+#define FC_API extern "C" __attribute__((visibility("default")))
+
+using fakecuda::Driver;
+using fakecuda::trace_call;
+
+namespace {
+
+// How a call behaves once a sticky fault has corrupted the "context".
+enum class Gate {
+  // Fails fast with the sticky code.
+  Device,
+  // Runs anyway (destructors must still free, syncs must still wait so no
+  // worker touches caller memory afterwards), then reports the sticky code.
+  Always,
+};
+
+template <class Body>
+CUresult guarded(Gate gate, Body&& body) noexcept {
+  try {
+    Driver* d = Driver::instance();
+    if (d == nullptr) return CUDA_ERROR_NOT_INITIALIZED;
+    if (gate == Gate::Device) {
+      // Checked on entry only: an async copy that a worker turns sticky
+      // right after it was queued was still queued successfully.
+      if (CUresult s = d->faults().sticky(); s != CUDA_SUCCESS) return s;
+      return body(*d);
+    }
+    const CUresult r = body(*d);
+    const CUresult s = d->faults().sticky();
+    return s != CUDA_SUCCESS ? s : r;
+  } catch (const std::bad_alloc&) {
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  } catch (...) {
+    return CUDA_ERROR_UNKNOWN;
+  }
+}
+
+unsigned long long ull(CUdeviceptr p) { return static_cast<unsigned long long>(p); }
+
+}  // namespace
+
+// ---- Initialisation, version, errors --------------------------------------
+
+FC_API CUresult cuInit(unsigned int Flags) {
+  CUresult r;
+  try {
+    r = Driver::init(Flags);
+  } catch (const std::bad_alloc&) {
+    r = CUDA_ERROR_OUT_OF_MEMORY;
+  } catch (...) {
+    r = CUDA_ERROR_UNKNOWN;
+  }
+  trace_call(__func__, r, "Flags=%u", Flags);
+  return r;
+}
+
+FC_API CUresult cuDriverGetVersion(int* driverVersion) {
+  if (driverVersion == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (Driver* d = Driver::instance()) {
+    *driverVersion = d->config().driver_version;
+    return CUDA_SUCCESS;
+  }
+  // Works before cuInit, as the real one does: read the setting directly.
+  try {
+    *driverVersion = fakecuda::driver_version_from_env();
+    return CUDA_SUCCESS;
+  } catch (const fakecuda::ConfigError& e) {
+    std::fprintf(stderr, "fakecuda: cuDriverGetVersion: %s\n", e.what());
+    return CUDA_ERROR_INVALID_VALUE;
+  } catch (...) {
+    return CUDA_ERROR_UNKNOWN;
+  }
+}
+
+FC_API CUresult cuGetErrorName(CUresult error, const char** pStr) {
+  if (pStr == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  const fakecuda::ErrorInfo* e = fakecuda::find_error(error);
+  *pStr = e != nullptr ? e->name : nullptr;
+  return e != nullptr ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+FC_API CUresult cuGetErrorString(CUresult error, const char** pStr) {
+  if (pStr == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  const fakecuda::ErrorInfo* e = fakecuda::find_error(error);
+  *pStr = e != nullptr ? e->description : nullptr;
+  return e != nullptr ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+// ---- Devices ----------------------------------------------------------------
+
+FC_API CUresult cuDeviceGetCount(int* count) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return fakecuda::device_get_count(d, count); });
+  trace_call(__func__, r, "-> %d", r == CUDA_SUCCESS ? *count : -1);
+  return r;
+}
+
+FC_API CUresult cuDeviceGet(CUdevice* device, int ordinal) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return fakecuda::device_get(d, device, ordinal); });
+  trace_call(__func__, r, "ordinal=%d", ordinal);
+  return r;
+}
+
+FC_API CUresult cuDeviceGetName(char* name, int len, CUdevice dev) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return fakecuda::device_get_name(d, name, len, dev); });
+  trace_call(__func__, r, "len=%d dev=%d", len, dev);
+  return r;
+}
+
+FC_API CUresult cuDeviceGetUuid_v2(CUuuid* uuid, CUdevice dev) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return fakecuda::device_get_uuid(d, uuid, dev); });
+  trace_call(__func__, r, "dev=%d", dev);
+  return r;
+}
+
+#undef cuDeviceGetUuid
+FC_API CUresult cuDeviceGetUuid(CUuuid* uuid, CUdevice dev);
+// The v1 entry point: same bytes (the versions differ only in how MIG
+// instances are reported, which the fake does not model).
+FC_API CUresult cuDeviceGetUuid(CUuuid* uuid, CUdevice dev) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return fakecuda::device_get_uuid(d, uuid, dev); });
+  trace_call(__func__, r, "dev=%d", dev);
+  return r;
+}
+
+FC_API CUresult cuDeviceTotalMem_v2(size_t* bytes, CUdevice dev) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return fakecuda::device_total_mem(d, bytes, dev); });
+  trace_call(__func__, r, "dev=%d", dev);
+  return r;
+}
+
+FC_API CUresult cuDeviceGetAttribute(int* pi, CUdevice_attribute attrib, CUdevice dev) {
+  const CUresult r =
+      guarded(Gate::Device, [&](Driver& d) { return fakecuda::device_get_attribute(d, pi, attrib, dev); });
+  trace_call(__func__, r, "attrib=%d dev=%d -> %d", static_cast<int>(attrib), dev,
+             r == CUDA_SUCCESS ? *pi : -1);
+  return r;
+}
+
+FC_API CUresult cuDeviceGetPCIBusId(char* pciBusId, int len, CUdevice dev) {
+  const CUresult r =
+      guarded(Gate::Device, [&](Driver& d) { return fakecuda::device_get_pci_bus_id(d, pciBusId, len, dev); });
+  trace_call(__func__, r, "len=%d dev=%d", len, dev);
+  return r;
+}
+
+FC_API CUresult cuDeviceGetByPCIBusId(CUdevice* dev, const char* pciBusId) {
+  const CUresult r =
+      guarded(Gate::Device, [&](Driver& d) { return fakecuda::device_get_by_pci_bus_id(d, dev, pciBusId); });
+  trace_call(__func__, r, "pciBusId=%s", pciBusId != nullptr ? pciBusId : "(null)");
+  return r;
+}
+
+// ---- Contexts -----------------------------------------------------------------
+
+FC_API CUresult cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice dev) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.ctx_retain(pctx, dev); });
+  trace_call(__func__, r, "dev=%d", dev);
+  return r;
+}
+
+FC_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.ctx_release(dev); });
+  trace_call(__func__, r, "dev=%d", dev);
+  return r;
+}
+
+FC_API CUresult cuDevicePrimaryCtxSetFlags_v2(CUdevice dev, unsigned int flags) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.ctx_set_flags(dev, flags); });
+  trace_call(__func__, r, "dev=%d flags=0x%x", dev, flags);
+  return r;
+}
+
+FC_API CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int* flags, int* active) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.ctx_get_state(dev, flags, active); });
+  trace_call(__func__, r, "dev=%d", dev);
+  return r;
+}
+
+FC_API CUresult cuCtxSetCurrent(CUcontext ctx) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.ctx_set_current(ctx); });
+  trace_call(__func__, r, "ctx=%p", static_cast<void*>(ctx));
+  return r;
+}
+
+FC_API CUresult cuCtxGetCurrent(CUcontext* pctx) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.ctx_get_current(pctx); });
+  trace_call(__func__, r, "%s", "");
+  return r;
+}
+
+FC_API CUresult cuCtxSynchronize(void) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.ctx_synchronize(); });
+  trace_call(__func__, r, "%s", "");
+  return r;
+}
+
+// ---- Memory -------------------------------------------------------------------
+
+FC_API CUresult cuMemGetInfo_v2(size_t* free, size_t* total) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.mem_get_info(free, total); });
+  trace_call(__func__, r, "-> free=%zu total=%zu", r == CUDA_SUCCESS ? *free : 0,
+             r == CUDA_SUCCESS ? *total : 0);
+  return r;
+}
+
+FC_API CUresult cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytesize) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.mem_alloc(dptr, bytesize); });
+  trace_call(__func__, r, "bytesize=%zu -> 0x%llx", bytesize, r == CUDA_SUCCESS ? ull(*dptr) : 0ULL);
+  return r;
+}
+
+FC_API CUresult cuMemFree_v2(CUdeviceptr dptr) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.mem_free(dptr); });
+  trace_call(__func__, r, "dptr=0x%llx", ull(dptr));
+  return r;
+}
+
+FC_API CUresult cuMemHostAlloc(void** pp, size_t bytesize, unsigned int Flags) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.host_alloc(pp, bytesize, Flags); });
+  trace_call(__func__, r, "bytesize=%zu Flags=0x%x -> %p", bytesize, Flags, r == CUDA_SUCCESS ? *pp : nullptr);
+  return r;
+}
+
+FC_API CUresult cuMemFreeHost(void* p) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.host_free(p); });
+  trace_call(__func__, r, "p=%p", p);
+  return r;
+}
+
+// ---- Copies and memsets -------------------------------------------------------
+
+using fakecuda::Transfer;
+using fakecuda::TransferKind;
+
+// `api` names the call in out-of-bounds and fault messages; it is taken
+// outside the lambdas, where __func__ would read "operator()".
+
+FC_API CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void* srcHost, size_t ByteCount) {
+  const char* const api = __func__;
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) {
+    return d.transfer(Transfer{TransferKind::HtoD, dstDevice, const_cast<void*>(srcHost), ByteCount, 0, api},
+                      nullptr, false);
+  });
+  trace_call(__func__, r, "dst=0x%llx src=%p n=%zu", ull(dstDevice), srcHost, ByteCount);
+  return r;
+}
+
+FC_API CUresult cuMemcpyDtoH_v2(void* dstHost, CUdeviceptr srcDevice, size_t ByteCount) {
+  const char* const api = __func__;
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) {
+    return d.transfer(Transfer{TransferKind::DtoH, srcDevice, dstHost, ByteCount, 0, api}, nullptr, false);
+  });
+  trace_call(__func__, r, "dst=%p src=0x%llx n=%zu", dstHost, ull(srcDevice), ByteCount);
+  return r;
+}
+
+FC_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void* srcHost, size_t ByteCount,
+                                     CUstream hStream) {
+  const char* const api = __func__;
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) {
+    return d.transfer(Transfer{TransferKind::HtoD, dstDevice, const_cast<void*>(srcHost), ByteCount, 0, api},
+                      hStream, true);
+  });
+  trace_call(__func__, r, "dst=0x%llx src=%p n=%zu stream=%p", ull(dstDevice), srcHost, ByteCount,
+             static_cast<void*>(hStream));
+  return r;
+}
+
+FC_API CUresult cuMemcpyDtoHAsync_v2(void* dstHost, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream) {
+  const char* const api = __func__;
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) {
+    return d.transfer(Transfer{TransferKind::DtoH, srcDevice, dstHost, ByteCount, 0, api}, hStream, true);
+  });
+  trace_call(__func__, r, "dst=%p src=0x%llx n=%zu stream=%p", dstHost, ull(srcDevice), ByteCount,
+             static_cast<void*>(hStream));
+  return r;
+}
+
+FC_API CUresult cuMemsetD8_v2(CUdeviceptr dstDevice, unsigned char uc, size_t N) {
+  const char* const api = __func__;
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) {
+    return d.transfer(Transfer{TransferKind::Memset, dstDevice, nullptr, N, uc, api}, nullptr, false);
+  });
+  trace_call(__func__, r, "dst=0x%llx value=%u n=%zu", ull(dstDevice), uc, N);
+  return r;
+}
+
+FC_API CUresult cuMemsetD8Async(CUdeviceptr dstDevice, unsigned char uc, size_t N, CUstream hStream) {
+  const char* const api = __func__;
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) {
+    return d.transfer(Transfer{TransferKind::Memset, dstDevice, nullptr, N, uc, api}, hStream, true);
+  });
+  trace_call(__func__, r, "dst=0x%llx value=%u n=%zu stream=%p", ull(dstDevice), uc, N,
+             static_cast<void*>(hStream));
+  return r;
+}
+
+// ---- Streams and events -------------------------------------------------------
+
+FC_API CUresult cuStreamCreate(CUstream* phStream, unsigned int Flags) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.stream_create(phStream, Flags); });
+  trace_call(__func__, r, "Flags=%u -> %p", Flags, r == CUDA_SUCCESS ? static_cast<void*>(*phStream) : nullptr);
+  return r;
+}
+
+FC_API CUresult cuStreamDestroy_v2(CUstream hStream) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.stream_destroy(hStream); });
+  trace_call(__func__, r, "stream=%p", static_cast<void*>(hStream));
+  return r;
+}
+
+FC_API CUresult cuStreamSynchronize(CUstream hStream) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.stream_synchronize(hStream); });
+  trace_call(__func__, r, "stream=%p", static_cast<void*>(hStream));
+  return r;
+}
+
+FC_API CUresult cuEventCreate(CUevent* phEvent, unsigned int Flags) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.event_create(phEvent, Flags); });
+  trace_call(__func__, r, "Flags=%u -> %p", Flags, r == CUDA_SUCCESS ? static_cast<void*>(*phEvent) : nullptr);
+  return r;
+}
+
+FC_API CUresult cuEventDestroy_v2(CUevent hEvent) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.event_destroy(hEvent); });
+  trace_call(__func__, r, "event=%p", static_cast<void*>(hEvent));
+  return r;
+}
+
+FC_API CUresult cuEventRecord(CUevent hEvent, CUstream hStream) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.event_record(hEvent, hStream); });
+  trace_call(__func__, r, "event=%p stream=%p", static_cast<void*>(hEvent), static_cast<void*>(hStream));
+  return r;
+}
+
+FC_API CUresult cuEventSynchronize(CUevent hEvent) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.event_synchronize(hEvent); });
+  trace_call(__func__, r, "event=%p", static_cast<void*>(hEvent));
+  return r;
+}
+
+// ---- Test hook ------------------------------------------------------------------
+
+// Not part of the CUDA API: tears all state down so the next cuInit reads
+// the environment afresh. Only for tests, with no other thread in the fake.
+FC_API void fakecuda_reset(void) { Driver::reset(); }

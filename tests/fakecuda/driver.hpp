@@ -1,0 +1,155 @@
+// The fake driver's state, created by cuInit and torn down by
+// fakecuda_reset(): devices with their memory regions and primary contexts,
+// and registries of the handles given out (streams, events, pinned host
+// buffers). Handles are always looked up in a registry before use, so a
+// stale or double-freed handle from the code under test is reported as
+// CUDA_ERROR_INVALID_HANDLE / INVALID_VALUE instead of crashing the fake.
+#pragma once
+
+#include "allocator.hpp"
+#include "backing.hpp"
+#include "config.hpp"
+#include "faults.hpp"
+#include "layout.hpp"
+#include "map_file.hpp"
+#include "stream.hpp"
+
+#include <cuda.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace fakecuda {
+
+// What a CUcontext handle points at. Only primary contexts exist.
+struct PrimaryContext {
+  explicit PrimaryContext(int dev) : device(dev) {}
+  const int device;
+  std::atomic<int> refcount{0};  // active while > 0
+  std::atomic<unsigned> flags{0};
+};
+
+struct Device {
+  Device(int idx, GpuConfig config, std::uint64_t region_offset, std::byte* region)
+      : index(idx), cfg(std::move(config)), file_offset(region_offset), base(region),
+        alloc(cfg.total), ctx(idx) {}
+
+  CUdeviceptr ptr_base() const { return kDevicePtrBase + static_cast<std::uint64_t>(index) * kDeviceWindow; }
+  // What cuMemGetInfo reports; needs mem_mu held.
+  std::uint64_t free_bytes_locked() const;
+
+  const int index;
+  const GpuConfig cfg;
+  const std::uint64_t file_offset;  // where the region starts in the backing file
+  std::byte* const base;            // the region in our mapping
+
+  // Shared while a copy touches the region, exclusive to allocate/free: a
+  // free never pulls memory out from under a running copy.
+  mutable std::shared_mutex mem_mu;
+  RegionAllocator alloc;
+  PrimaryContext ctx;
+};
+
+enum class TransferKind { HtoD, DtoH, Memset };
+
+struct Transfer {
+  TransferKind kind;
+  CUdeviceptr dptr;
+  void* host;  // source (HtoD) or destination (DtoH); unused for memsets
+  std::size_t bytes;
+  unsigned char value;  // memsets
+  const char* api;      // for messages
+  FaultPlan plan{};     // filled in when the copy is issued
+};
+
+class Driver {
+ public:
+  // Global lifecycle. init() reads the environment; reset() (test-only, the
+  // caller guarantees no other thread is inside the fake) destroys it all.
+  static CUresult init(unsigned flags);
+  static Driver* instance() noexcept { return current_.load(std::memory_order_acquire); }
+  static void reset() noexcept;
+
+  Driver(Config config, std::uint64_t generation);  // throws ConfigError
+  ~Driver();
+  Driver(const Driver&) = delete;
+  Driver& operator=(const Driver&) = delete;
+
+  const Config& config() const { return cfg_; }
+  FaultInjector& faults() { return faults_; }
+
+  int device_count() const { return static_cast<int>(devices_.size()); }
+  // nullptr for a bad ordinal.
+  const Device* device(CUdevice ordinal) const;
+
+  // Primary contexts and the calling thread's current context.
+  CUresult ctx_retain(CUcontext* pctx, CUdevice dev);
+  CUresult ctx_release(CUdevice dev);
+  CUresult ctx_set_flags(CUdevice dev, unsigned flags);
+  CUresult ctx_get_state(CUdevice dev, unsigned* flags, int* active);
+  CUresult ctx_set_current(CUcontext ctx);
+  CUresult ctx_get_current(CUcontext* pctx);
+  CUresult ctx_synchronize();
+
+  // Device and pinned host memory.
+  CUresult mem_get_info(std::size_t* free, std::size_t* total);
+  CUresult mem_alloc(CUdeviceptr* dptr, std::size_t bytes);
+  CUresult mem_free(CUdeviceptr dptr);
+  CUresult host_alloc(void** pp, std::size_t bytes, unsigned flags);
+  CUresult host_free(void* p);
+
+  // Copies and memsets; `async` ones go to `stream` unless it is a default
+  // stream handle, which runs inline.
+  CUresult transfer(Transfer t, CUstream stream, bool async);
+
+  CUresult stream_create(CUstream* ph, unsigned flags);
+  CUresult stream_destroy(CUstream h);
+  CUresult stream_synchronize(CUstream h);
+  CUresult event_create(CUevent* ph, unsigned flags);
+  CUresult event_destroy(CUevent h);
+  CUresult event_record(CUevent ev, CUstream stream);
+  CUresult event_synchronize(CUevent ev);
+
+ private:
+  static std::atomic<Driver*> current_;
+
+  // The calling thread's current context's device, if it has an active one.
+  CUresult current_device(int& dev) const;
+  Device* device_of(CUdeviceptr dptr, std::uint64_t& offset);
+  CUresult check_range(const char* api, CUdeviceptr dptr, std::size_t bytes);
+  CUresult execute(const Transfer& t, bool on_worker);
+  std::shared_ptr<Stream> find_stream(CUstream h);
+  // Waits until everything queued so far on the matching streams ran
+  // (device < 0: all devices), without consuming their errors. Models the
+  // implicit synchronisation of cuMemFree, cuMemFreeHost, cuCtxSynchronize.
+  void drain_streams(int device);
+  // Last release of a primary context: like the real driver, destroy what
+  // was created in it.
+  void destroy_context_resources(int device);
+
+  const Config cfg_;
+  const std::uint64_t generation_;
+  FaultInjector faults_;
+  MapFile map_file_;
+  std::unique_ptr<Backing> backing_;
+  std::vector<std::unique_ptr<Device>> devices_;
+
+  std::mutex ctx_mu_;  // serialises retain/release (and the teardown they may do)
+
+  struct HostBlock {
+    std::size_t bytes;
+    int device;
+  };
+  std::mutex reg_mu_;  // guards the three registries
+  std::unordered_map<CUstream, std::shared_ptr<Stream>> streams_;
+  std::unordered_map<CUevent, std::shared_ptr<Event>> events_;
+  std::unordered_map<void*, HostBlock> host_blocks_;
+};
+
+}  // namespace fakecuda

@@ -1,0 +1,1243 @@
+// Tests for the fake CUDA driver. The library is dlopen()ed by absolute path
+// and used only through the symbols it exports, as the plugin uses libcuda.
+// Each test starts from a clean environment (no FAKECUDA_* variables), sets
+// what it needs, calls cuInit, and ends with fakecuda_reset().
+#include <cuda.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+#ifndef FAKECUDA_PATH
+#error "FAKECUDA_PATH must name the built libcuda.so.1"
+#endif
+
+extern char** environ;
+
+namespace {
+
+constexpr std::uint64_t MiB = std::uint64_t{1} << 20;
+constexpr std::uint64_t GiB = std::uint64_t{1} << 30;
+constexpr CUdeviceptr kBase = 0x100000000000ULL;
+constexpr CUdeviceptr kWindow = CUdeviceptr{1} << 40;
+
+using GetProcAddressV1 = CUresult (*)(const char*, void**, int, cuuint64_t);
+
+// Every entry point, looked up by its exported (versioned) name. The
+// members are named after the exported symbols, which cuda.h does not
+// #define to anything else, except cuDeviceGetUuid (-> _v2), hence _v1.
+struct Api {
+  void* lib = nullptr;
+#define FC_FN(name) decltype(&::name) name = nullptr
+  FC_FN(cuInit);
+  FC_FN(cuDriverGetVersion);
+  FC_FN(cuGetErrorName);
+  FC_FN(cuGetErrorString);
+  FC_FN(cuDeviceGetCount);
+  FC_FN(cuDeviceGet);
+  FC_FN(cuDeviceGetName);
+  FC_FN(cuDeviceGetUuid_v2);
+  FC_FN(cuDeviceTotalMem_v2);
+  FC_FN(cuDeviceGetAttribute);
+  FC_FN(cuDeviceGetPCIBusId);
+  FC_FN(cuDeviceGetByPCIBusId);
+  FC_FN(cuDevicePrimaryCtxRetain);
+  FC_FN(cuDevicePrimaryCtxRelease_v2);
+  FC_FN(cuDevicePrimaryCtxSetFlags_v2);
+  FC_FN(cuDevicePrimaryCtxGetState);
+  FC_FN(cuCtxSetCurrent);
+  FC_FN(cuCtxGetCurrent);
+  FC_FN(cuCtxSynchronize);
+  FC_FN(cuMemGetInfo_v2);
+  FC_FN(cuMemAlloc_v2);
+  FC_FN(cuMemFree_v2);
+  FC_FN(cuMemHostAlloc);
+  FC_FN(cuMemFreeHost);
+  FC_FN(cuStreamCreate);
+  FC_FN(cuStreamDestroy_v2);
+  FC_FN(cuStreamSynchronize);
+  FC_FN(cuEventCreate);
+  FC_FN(cuEventDestroy_v2);
+  FC_FN(cuEventRecord);
+  FC_FN(cuEventSynchronize);
+  FC_FN(cuMemcpyHtoDAsync_v2);
+  FC_FN(cuMemcpyDtoHAsync_v2);
+  FC_FN(cuMemcpyHtoD_v2);
+  FC_FN(cuMemcpyDtoH_v2);
+  FC_FN(cuMemsetD8Async);
+  FC_FN(cuMemsetD8_v2);
+  FC_FN(cuGetProcAddress_v2);
+#undef FC_FN
+  decltype(&::cuDeviceGetUuid_v2) cuDeviceGetUuid_v1 = nullptr;
+  GetProcAddressV1 cuGetProcAddress_v1 = nullptr;
+  void (*fakecuda_reset)() = nullptr;
+
+  void* sym(const char* name) const { return dlsym(lib, name); }
+
+  static const Api& get() {
+    static const Api api = load();
+    return api;
+  }
+
+ private:
+  static Api load() {
+    Api a;
+    a.lib = dlopen(FAKECUDA_PATH, RTLD_NOW | RTLD_LOCAL);
+    if (a.lib == nullptr) {
+      std::fprintf(stderr, "dlopen %s: %s\n", FAKECUDA_PATH, dlerror());
+      std::abort();
+    }
+    auto must = [&](const char* name) {
+      void* p = a.sym(name);
+      if (p == nullptr) {
+        std::fprintf(stderr, "missing symbol %s\n", name);
+        std::abort();
+      }
+      return p;
+    };
+#define FC_LOAD(member, name) a.member = reinterpret_cast<decltype(a.member)>(must(name))
+    FC_LOAD(cuInit, "cuInit");
+    FC_LOAD(cuDriverGetVersion, "cuDriverGetVersion");
+    FC_LOAD(cuGetErrorName, "cuGetErrorName");
+    FC_LOAD(cuGetErrorString, "cuGetErrorString");
+    FC_LOAD(cuDeviceGetCount, "cuDeviceGetCount");
+    FC_LOAD(cuDeviceGet, "cuDeviceGet");
+    FC_LOAD(cuDeviceGetName, "cuDeviceGetName");
+    FC_LOAD(cuDeviceGetUuid_v2, "cuDeviceGetUuid_v2");
+    FC_LOAD(cuDeviceGetUuid_v1, "cuDeviceGetUuid");
+    FC_LOAD(cuDeviceTotalMem_v2, "cuDeviceTotalMem_v2");
+    FC_LOAD(cuDeviceGetAttribute, "cuDeviceGetAttribute");
+    FC_LOAD(cuDeviceGetPCIBusId, "cuDeviceGetPCIBusId");
+    FC_LOAD(cuDeviceGetByPCIBusId, "cuDeviceGetByPCIBusId");
+    FC_LOAD(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+    FC_LOAD(cuDevicePrimaryCtxRelease_v2, "cuDevicePrimaryCtxRelease_v2");
+    FC_LOAD(cuDevicePrimaryCtxSetFlags_v2, "cuDevicePrimaryCtxSetFlags_v2");
+    FC_LOAD(cuDevicePrimaryCtxGetState, "cuDevicePrimaryCtxGetState");
+    FC_LOAD(cuCtxSetCurrent, "cuCtxSetCurrent");
+    FC_LOAD(cuCtxGetCurrent, "cuCtxGetCurrent");
+    FC_LOAD(cuCtxSynchronize, "cuCtxSynchronize");
+    FC_LOAD(cuMemGetInfo_v2, "cuMemGetInfo_v2");
+    FC_LOAD(cuMemAlloc_v2, "cuMemAlloc_v2");
+    FC_LOAD(cuMemFree_v2, "cuMemFree_v2");
+    FC_LOAD(cuMemHostAlloc, "cuMemHostAlloc");
+    FC_LOAD(cuMemFreeHost, "cuMemFreeHost");
+    FC_LOAD(cuStreamCreate, "cuStreamCreate");
+    FC_LOAD(cuStreamDestroy_v2, "cuStreamDestroy_v2");
+    FC_LOAD(cuStreamSynchronize, "cuStreamSynchronize");
+    FC_LOAD(cuEventCreate, "cuEventCreate");
+    FC_LOAD(cuEventDestroy_v2, "cuEventDestroy_v2");
+    FC_LOAD(cuEventRecord, "cuEventRecord");
+    FC_LOAD(cuEventSynchronize, "cuEventSynchronize");
+    FC_LOAD(cuMemcpyHtoDAsync_v2, "cuMemcpyHtoDAsync_v2");
+    FC_LOAD(cuMemcpyDtoHAsync_v2, "cuMemcpyDtoHAsync_v2");
+    FC_LOAD(cuMemcpyHtoD_v2, "cuMemcpyHtoD_v2");
+    FC_LOAD(cuMemcpyDtoH_v2, "cuMemcpyDtoH_v2");
+    FC_LOAD(cuMemsetD8Async, "cuMemsetD8Async");
+    FC_LOAD(cuMemsetD8_v2, "cuMemsetD8_v2");
+    FC_LOAD(cuGetProcAddress_v2, "cuGetProcAddress_v2");
+    FC_LOAD(cuGetProcAddress_v1, "cuGetProcAddress");
+    FC_LOAD(fakecuda_reset, "fakecuda_reset");
+#undef FC_LOAD
+    return a;
+  }
+};
+
+const Api& cu() { return Api::get(); }
+
+// The base names the plugin asks cuGetProcAddress for, and the exported
+// symbol each must resolve to.
+const std::vector<std::pair<const char*, const char*>> kProcTable = {
+    {"cuInit", "cuInit"},
+    {"cuDriverGetVersion", "cuDriverGetVersion"},
+    {"cuGetErrorName", "cuGetErrorName"},
+    {"cuGetErrorString", "cuGetErrorString"},
+    {"cuGetProcAddress", "cuGetProcAddress_v2"},
+    {"cuDeviceGetCount", "cuDeviceGetCount"},
+    {"cuDeviceGet", "cuDeviceGet"},
+    {"cuDeviceGetName", "cuDeviceGetName"},
+    {"cuDeviceGetUuid", "cuDeviceGetUuid_v2"},
+    {"cuDeviceTotalMem", "cuDeviceTotalMem_v2"},
+    {"cuDeviceGetAttribute", "cuDeviceGetAttribute"},
+    {"cuDeviceGetPCIBusId", "cuDeviceGetPCIBusId"},
+    {"cuDeviceGetByPCIBusId", "cuDeviceGetByPCIBusId"},
+    {"cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRetain"},
+    {"cuDevicePrimaryCtxRelease", "cuDevicePrimaryCtxRelease_v2"},
+    {"cuDevicePrimaryCtxSetFlags", "cuDevicePrimaryCtxSetFlags_v2"},
+    {"cuDevicePrimaryCtxGetState", "cuDevicePrimaryCtxGetState"},
+    {"cuCtxSetCurrent", "cuCtxSetCurrent"},
+    {"cuCtxGetCurrent", "cuCtxGetCurrent"},
+    {"cuCtxSynchronize", "cuCtxSynchronize"},
+    {"cuMemGetInfo", "cuMemGetInfo_v2"},
+    {"cuMemAlloc", "cuMemAlloc_v2"},
+    {"cuMemFree", "cuMemFree_v2"},
+    {"cuMemHostAlloc", "cuMemHostAlloc"},
+    {"cuMemFreeHost", "cuMemFreeHost"},
+    {"cuStreamCreate", "cuStreamCreate"},
+    {"cuStreamDestroy", "cuStreamDestroy_v2"},
+    {"cuStreamSynchronize", "cuStreamSynchronize"},
+    {"cuEventCreate", "cuEventCreate"},
+    {"cuEventDestroy", "cuEventDestroy_v2"},
+    {"cuEventRecord", "cuEventRecord"},
+    {"cuEventSynchronize", "cuEventSynchronize"},
+    {"cuMemcpyHtoD", "cuMemcpyHtoD_v2"},
+    {"cuMemcpyDtoH", "cuMemcpyDtoH_v2"},
+    {"cuMemcpyHtoDAsync", "cuMemcpyHtoDAsync_v2"},
+    {"cuMemcpyDtoHAsync", "cuMemcpyDtoHAsync_v2"},
+    {"cuMemsetD8", "cuMemsetD8_v2"},
+    {"cuMemsetD8Async", "cuMemsetD8Async"},
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<unsigned char> pattern(std::size_t n, unsigned seed) {
+  std::vector<unsigned char> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<unsigned char>((i * 131 + seed * 7 + (i >> 8)) & 0xff);
+  return v;
+}
+
+class FakeCuda : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Start from a clean slate whatever the environment ctest runs us in.
+    std::vector<std::string> names;
+    for (char** e = environ; *e != nullptr; ++e)
+      if (std::strncmp(*e, "FAKECUDA_", 9) == 0) names.emplace_back(*e, std::strchr(*e, '=') - *e);
+    for (const auto& n : names) unsetenv(n.c_str());
+    char tmpl[] = "/tmp/fakecuda_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+
+  void TearDown() override {
+    cu().fakecuda_reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::string path(const char* name) const { return dir_ + "/" + name; }
+
+  static void set(const char* name, const std::string& value) { setenv(name, value.c_str(), 1); }
+
+  // Sets the variables and initialises; a failure aborts the test.
+  void init(std::initializer_list<std::pair<const char*, std::string>> env = {}) {
+    for (const auto& [k, v] : env) set(k, v);
+    ASSERT_EQ(CUDA_SUCCESS, cu().cuInit(0));
+  }
+
+  // Retains device `dev`'s primary context and makes it current on this
+  // thread.
+  CUcontext use_device(CUdevice dev) {
+    CUcontext ctx = nullptr;
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxRetain(&ctx, dev));
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuCtxSetCurrent(ctx));
+    return ctx;
+  }
+
+  CUdeviceptr alloc(std::size_t n) {
+    CUdeviceptr p = 0;
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuMemAlloc_v2(&p, n));
+    return p;
+  }
+
+  CUstream stream() {
+    CUstream s = nullptr;
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    return s;
+  }
+
+  // Writes the trigger file the way a test should: complete content appears
+  // at once (rename), so the fake never reads a half-written file.
+  void write_trigger(const std::string& file, const std::string& content) {
+    const std::string tmp = file + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << content << "\n";
+    }
+    ASSERT_EQ(0, std::rename(tmp.c_str(), file.c_str()));
+  }
+
+  std::string dir_;
+};
+
+// ---- Loader entry points, errors, versions ------------------------------------
+
+TEST_F(FakeCuda, GetProcAddressFindsEveryEntryPointBeforeInit) {
+  for (const auto& [base, exported] : kProcTable) {
+    SCOPED_TRACE(base);
+    void* fn = nullptr;
+    CUdriverProcAddressQueryResult status = CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT;
+    ASSERT_EQ(CUDA_SUCCESS, cu().cuGetProcAddress_v2(base, &fn, 12000, CU_GET_PROC_ADDRESS_DEFAULT, &status));
+    EXPECT_EQ(CU_GET_PROC_ADDRESS_SUCCESS, status);
+    EXPECT_EQ(cu().sym(exported), fn);
+
+    void* fn1 = nullptr;
+    ASSERT_EQ(CUDA_SUCCESS, cu().cuGetProcAddress_v1(base, &fn1, 11000, 0));
+    EXPECT_EQ(fn, fn1);
+  }
+}
+
+TEST_F(FakeCuda, GetProcAddressUnknownName) {
+  // Versioned names are not lookup keys, just as with the real driver.
+  for (const char* name : {"cuNoSuchFunction", "cuMemAlloc_v2", ""}) {
+    SCOPED_TRACE(name);
+    void* fn = reinterpret_cast<void*>(0x1);
+    CUdriverProcAddressQueryResult status = CU_GET_PROC_ADDRESS_SUCCESS;
+    EXPECT_EQ(CUDA_ERROR_NOT_FOUND, cu().cuGetProcAddress_v2(name, &fn, 13000, 0, &status));
+    EXPECT_EQ(nullptr, fn);
+    EXPECT_EQ(CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND, status);
+    fn = reinterpret_cast<void*>(0x1);
+    EXPECT_EQ(CUDA_ERROR_NOT_FOUND, cu().cuGetProcAddress_v1(name, &fn, 13000, 0));
+    EXPECT_EQ(nullptr, fn);
+  }
+  void* fn = nullptr;
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuGetProcAddress_v2(nullptr, &fn, 13000, 0, nullptr));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuGetProcAddress_v2("cuInit", nullptr, 13000, 0, nullptr));
+}
+
+TEST_F(FakeCuda, ErrorNamesAndStrings) {
+  const char* s = nullptr;
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuGetErrorName(CUDA_ERROR_OUT_OF_MEMORY, &s));
+  EXPECT_STREQ("CUDA_ERROR_OUT_OF_MEMORY", s);
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuGetErrorString(CUDA_ERROR_OUT_OF_MEMORY, &s));
+  EXPECT_STREQ("out of memory", s);
+  for (CUresult code : {CUDA_SUCCESS, CUDA_ERROR_INVALID_VALUE, CUDA_ERROR_NOT_INITIALIZED, CUDA_ERROR_NO_DEVICE,
+                        CUDA_ERROR_INVALID_DEVICE, CUDA_ERROR_INVALID_CONTEXT, CUDA_ERROR_INVALID_HANDLE,
+                        CUDA_ERROR_NOT_FOUND, CUDA_ERROR_ECC_UNCORRECTABLE, CUDA_ERROR_ILLEGAL_ADDRESS,
+                        CUDA_ERROR_LAUNCH_FAILED, CUDA_ERROR_LAUNCH_TIMEOUT, CUDA_ERROR_UNKNOWN}) {
+    SCOPED_TRACE(static_cast<int>(code));
+    const char* name = nullptr;
+    const char* text = nullptr;
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuGetErrorName(code, &name));
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuGetErrorString(code, &text));
+    ASSERT_NE(nullptr, name);
+    ASSERT_NE(nullptr, text);
+    EXPECT_EQ(0, std::strncmp(name, "CUDA_", 5));
+    EXPECT_GT(std::strlen(text), 3u);
+  }
+  cu().cuGetErrorName(CUDA_ERROR_NO_DEVICE, &s);
+  EXPECT_STREQ("CUDA_ERROR_NO_DEVICE", s);
+  cu().cuGetErrorName(CUDA_ERROR_UNKNOWN, &s);
+  EXPECT_STREQ("CUDA_ERROR_UNKNOWN", s);
+
+  // A value the enumeration can hold but that names no error.
+  const auto unknown = static_cast<CUresult>(42);
+  s = "x";
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuGetErrorName(unknown, &s));
+  EXPECT_EQ(nullptr, s);
+  s = "x";
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuGetErrorString(unknown, &s));
+  EXPECT_EQ(nullptr, s);
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuGetErrorName(CUDA_SUCCESS, nullptr));
+}
+
+TEST_F(FakeCuda, CallsBeforeInitFail) {
+  int n = -1;
+  EXPECT_EQ(CUDA_ERROR_NOT_INITIALIZED, cu().cuDeviceGetCount(&n));
+  CUdeviceptr p = 0;
+  EXPECT_EQ(CUDA_ERROR_NOT_INITIALIZED, cu().cuMemAlloc_v2(&p, 1));
+  CUstream s = nullptr;
+  EXPECT_EQ(CUDA_ERROR_NOT_INITIALIZED, cu().cuStreamCreate(&s, 0));
+  EXPECT_EQ(CUDA_ERROR_NOT_INITIALIZED, cu().cuCtxSynchronize());
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuInit(1));  // flags must be 0
+}
+
+TEST_F(FakeCuda, DriverVersionWorksBeforeInitAndIsConfigurable) {
+  int v = 0;
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDriverGetVersion(&v));
+  EXPECT_EQ(13000, v);
+  set("FAKECUDA_DRIVER_VERSION", "12080");
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDriverGetVersion(&v));
+  EXPECT_EQ(12080, v);
+  init();
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDriverGetVersion(&v));
+  EXPECT_EQ(12080, v);
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuDriverGetVersion(nullptr));
+}
+
+// ---- Configuration ---------------------------------------------------------------
+
+TEST_F(FakeCuda, DefaultConfigurationIsOneGpu) {
+  init();
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuInit(0));  // again: no-op
+  int n = 0;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDeviceGetCount(&n));
+  EXPECT_EQ(1, n);
+  CUdevice dev = -1;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDeviceGet(&dev, 0));
+  EXPECT_EQ(0, dev);
+  EXPECT_EQ(CUDA_ERROR_INVALID_DEVICE, cu().cuDeviceGet(&dev, 1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_DEVICE, cu().cuDeviceGet(&dev, -1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuDeviceGet(nullptr, 0));
+
+  char name[64];
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDeviceGetName(name, sizeof name, 0));
+  EXPECT_STREQ("Fake GPU 0", name);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDeviceGetName(name, 5, 0));  // truncates
+  EXPECT_STREQ("Fake", name);
+  EXPECT_EQ(CUDA_ERROR_INVALID_DEVICE, cu().cuDeviceGetName(name, sizeof name, 1));
+
+  std::size_t total = 0;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDeviceTotalMem_v2(&total, 0));
+  EXPECT_EQ(GiB, total);
+
+  CUuuid u2{}, u1{};
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDeviceGetUuid_v2(&u2, 0));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDeviceGetUuid_v1(&u1, 0));
+  const unsigned char expect[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  EXPECT_EQ(0, std::memcmp(expect, u2.bytes, 16));
+  EXPECT_EQ(0, std::memcmp(expect, u1.bytes, 16));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuDeviceGetUuid_v2(nullptr, 0));
+
+  char bus[32];
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDeviceGetPCIBusId(bus, sizeof bus, 0));
+  EXPECT_STREQ("0000:01:00.0", bus);
+
+  auto attr = [](CUdevice_attribute a) {
+    int v = -1;
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuDeviceGetAttribute(&v, a, 0));
+    return v;
+  };
+  EXPECT_EQ(9, attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR));
+  EXPECT_EQ(0, attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR));
+  EXPECT_GT(attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT), 0);
+  EXPECT_EQ(1, attr(CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING));
+  EXPECT_EQ(1, attr(CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY));
+  EXPECT_EQ(0, attr(CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED));
+  EXPECT_EQ(0, attr(CU_DEVICE_ATTRIBUTE_ECC_ENABLED));
+  EXPECT_EQ(0, attr(CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT));
+  EXPECT_EQ(1, attr(CU_DEVICE_ATTRIBUTE_PCI_BUS_ID));
+  EXPECT_EQ(0, attr(CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID));
+  EXPECT_EQ(0, attr(CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID));
+  EXPECT_EQ(0, attr(CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK));  // not modelled
+  int v = 0;
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE,
+            cu().cuDeviceGetAttribute(nullptr, CU_DEVICE_ATTRIBUTE_ECC_ENABLED, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_DEVICE, cu().cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_ECC_ENABLED, 3));
+}
+
+TEST_F(FakeCuda, SeveralGpusFromConfig) {
+  init({{"FAKECUDA_GPUS",
+         "name=Alpha 80GB,total=64M,uuid=GPU-01234567-89ab-cdef-0123-456789ABCDEF,pci=0000:41:00.0,display=1;"
+         " name = Beta , total=2g, free=1G, uuid=fedcba98-7654-3210-fedc-ba9876543210, pci=0001:c1:1f.0;"
+         ""}});
+  int n = 0;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDeviceGetCount(&n));
+  ASSERT_EQ(3, n);  // the trailing empty entry is a GPU with defaults
+
+  char name[64];
+  cu().cuDeviceGetName(name, sizeof name, 0);
+  EXPECT_STREQ("Alpha 80GB", name);
+  cu().cuDeviceGetName(name, sizeof name, 1);
+  EXPECT_STREQ("Beta", name);
+  cu().cuDeviceGetName(name, sizeof name, 2);
+  EXPECT_STREQ("Fake GPU 2", name);
+
+  std::size_t total = 0;
+  cu().cuDeviceTotalMem_v2(&total, 0);
+  EXPECT_EQ(64 * MiB, total);
+  cu().cuDeviceTotalMem_v2(&total, 1);
+  EXPECT_EQ(2 * GiB, total);
+  cu().cuDeviceTotalMem_v2(&total, 2);
+  EXPECT_EQ(GiB, total);
+
+  CUuuid u{};
+  cu().cuDeviceGetUuid_v2(&u, 0);
+  const unsigned char u0[16] = {0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
+                                0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef};
+  EXPECT_EQ(0, std::memcmp(u0, u.bytes, 16));
+  cu().cuDeviceGetUuid_v2(&u, 1);
+  EXPECT_EQ(0xfe, static_cast<unsigned char>(u.bytes[0]));
+  EXPECT_EQ(0x10, static_cast<unsigned char>(u.bytes[7]));
+  cu().cuDeviceGetUuid_v2(&u, 2);
+  EXPECT_EQ(3, u.bytes[15]);
+
+  char bus[32];
+  cu().cuDeviceGetPCIBusId(bus, sizeof bus, 0);
+  EXPECT_STREQ("0000:41:00.0", bus);
+  cu().cuDeviceGetPCIBusId(bus, sizeof bus, 1);
+  EXPECT_STREQ("0001:C1:1F.0", bus);  // upper case, like the real driver
+  cu().cuDeviceGetPCIBusId(bus, sizeof bus, 2);
+  EXPECT_STREQ("0000:03:00.0", bus);
+
+  int v = -1;
+  cu().cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT, 0);
+  EXPECT_EQ(1, v);
+  cu().cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT, 1);
+  EXPECT_EQ(0, v);
+  cu().cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID, 1);
+  EXPECT_EQ(1, v);
+  cu().cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_PCI_BUS_ID, 1);
+  EXPECT_EQ(0xc1, v);
+  cu().cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID, 1);
+  EXPECT_EQ(0x1f, v);
+
+  CUdevice dev = -1;
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDeviceGetByPCIBusId(&dev, "0001:C1:1F.0"));
+  EXPECT_EQ(1, dev);
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDeviceGetByPCIBusId(&dev, "0001:c1:1f.0"));
+  EXPECT_EQ(1, dev);
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDeviceGetByPCIBusId(&dev, "00000000:41:00.0"));  // nvidia-smi form
+  EXPECT_EQ(0, dev);
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDeviceGetByPCIBusId(&dev, "41:00.0"));  // no domain
+  EXPECT_EQ(0, dev);
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDeviceGetByPCIBusId(&dev, "0000:03:00"));  // no function
+  EXPECT_EQ(2, dev);
+  EXPECT_EQ(CUDA_ERROR_INVALID_DEVICE, cu().cuDeviceGetByPCIBusId(&dev, "0000:99:00.0"));
+  EXPECT_EQ(CUDA_ERROR_INVALID_DEVICE, cu().cuDeviceGetByPCIBusId(&dev, "c1:1f.0"));  // domain 0
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuDeviceGetByPCIBusId(&dev, "not-a-bus-id"));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuDeviceGetByPCIBusId(&dev, nullptr));
+}
+
+TEST_F(FakeCuda, ZeroGpusIsNoDevice) {
+  set("FAKECUDA_GPUS", "");
+  EXPECT_EQ(CUDA_ERROR_NO_DEVICE, cu().cuInit(0));
+  int n = 0;
+  EXPECT_EQ(CUDA_ERROR_NOT_INITIALIZED, cu().cuDeviceGetCount(&n));
+}
+
+TEST_F(FakeCuda, InitErrorSimulatesBrokenDriver) {
+  set("FAKECUDA_INIT_ERROR", "999");
+  EXPECT_EQ(CUDA_ERROR_UNKNOWN, cu().cuInit(0));
+  set("FAKECUDA_INIT_ERROR", "CUDA_ERROR_NO_DEVICE");
+  EXPECT_EQ(CUDA_ERROR_NO_DEVICE, cu().cuInit(0));
+  int n = 0;
+  EXPECT_EQ(CUDA_ERROR_NOT_INITIALIZED, cu().cuDeviceGetCount(&n));
+  set("FAKECUDA_INIT_ERROR", "0");  // 0 = no error
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuInit(0));
+}
+
+struct BadSetting {
+  const char* name;  // test name suffix
+  const char* var;
+  const char* value;
+  const char* mentions;  // the message must name the culprit
+};
+
+void PrintTo(const BadSetting& b, std::ostream* os) { *os << b.var << "=" << b.value; }
+
+class FakeCudaBadConfig : public FakeCuda, public ::testing::WithParamInterface<BadSetting> {};
+
+TEST_P(FakeCudaBadConfig, InitFailsWithMessage) {
+  const BadSetting& p = GetParam();
+  set(p.var, p.value);
+  ::testing::internal::CaptureStderr();
+  const CUresult r = cu().cuInit(0);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, r);
+  EXPECT_NE(std::string::npos, err.find(p.mentions)) << err;
+  EXPECT_NE(std::string::npos, err.find("fakecuda")) << err;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Settings, FakeCudaBadConfig,
+    ::testing::Values(BadSetting{"TotalSuffix", "FAKECUDA_GPUS", "total=12X", "'total'"},
+                      BadSetting{"TotalZero", "FAKECUDA_GPUS", "total=0", "'total'"},
+                      BadSetting{"TotalTooLarge", "FAKECUDA_GPUS", "total=2T", "'total'"},
+                      BadSetting{"Pci", "FAKECUDA_GPUS", "name=A;pci=zz", "GPU 1: bad value for key 'pci'"},
+                      BadSetting{"Display", "FAKECUDA_GPUS", "display=2", "'display'"},
+                      BadSetting{"Uuid", "FAKECUDA_GPUS", "uuid=1234", "'uuid'"},
+                      BadSetting{"Free", "FAKECUDA_GPUS", "free=lots", "'free'"},
+                      BadSetting{"UnknownKey", "FAKECUDA_GPUS", "colour=red", "unknown key 'colour'"},
+                      BadSetting{"DuplicateKey", "FAKECUDA_GPUS", "total=1G,total=2G", "'total' given twice"},
+                      BadSetting{"NotKeyValue", "FAKECUDA_GPUS", "name", "not key=value"},
+                      BadSetting{"DuplicatePci", "FAKECUDA_GPUS", "pci=0000:01:00.0;pci=01:00.0", "same pci"},
+                      BadSetting{"Latency", "FAKECUDA_LATENCY_US", "soon", "FAKECUDA_LATENCY_US"},
+                      BadSetting{"FailMode", "FAKECUDA_FAIL_MODE", "sometimes", "FAKECUDA_FAIL_MODE"},
+                      BadSetting{"FailCopy", "FAKECUDA_FAIL_COPY", "-1", "FAKECUDA_FAIL_COPY"},
+                      BadSetting{"FailCode", "FAKECUDA_FAIL_CODE", "CUDA_ERROR_BOGUS", "FAKECUDA_FAIL_CODE"},
+                      BadSetting{"AllocFailAbove", "FAKECUDA_ALLOC_FAIL_ABOVE", "1Q", "FAKECUDA_ALLOC_FAIL_ABOVE"},
+                      BadSetting{"DriverVersion", "FAKECUDA_DRIVER_VERSION", "twelve", "FAKECUDA_DRIVER_VERSION"},
+                      BadSetting{"InitError", "FAKECUDA_INIT_ERROR", "1000", "FAKECUDA_INIT_ERROR"}),
+    [](const ::testing::TestParamInfo<BadSetting>& info) { return std::string(info.param.name); });
+
+// ---- Contexts ----------------------------------------------------------------------
+
+TEST_F(FakeCuda, PrimaryContextLifecycle) {
+  init({{"FAKECUDA_GPUS", "total=64M;total=64M"}});
+  CUdeviceptr p = 0;
+  EXPECT_EQ(CUDA_ERROR_INVALID_CONTEXT, cu().cuMemAlloc_v2(&p, 1));  // none current
+
+  unsigned flags = 99;
+  int active = 99;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxGetState(1, &flags, &active));
+  EXPECT_EQ(0, active);
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxSetFlags_v2(1, CU_CTX_SCHED_BLOCKING_SYNC));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuDevicePrimaryCtxSetFlags_v2(1, 0x10000));
+  EXPECT_EQ(CUDA_ERROR_INVALID_DEVICE, cu().cuDevicePrimaryCtxSetFlags_v2(2, 0));
+
+  CUcontext ctx = use_device(1);
+  ASSERT_NE(nullptr, ctx);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxGetState(1, &flags, &active));
+  EXPECT_EQ(1, active);
+  EXPECT_EQ(static_cast<unsigned>(CU_CTX_SCHED_BLOCKING_SYNC), flags);
+  CUcontext again = nullptr;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxRetain(&again, 1));
+  EXPECT_EQ(ctx, again);  // one primary context per device
+  CUcontext cur = nullptr;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuCtxGetCurrent(&cur));
+  EXPECT_EQ(ctx, cur);
+
+  // Current contexts are per thread.
+  std::thread([&] {
+    CUcontext c = reinterpret_cast<CUcontext>(0x1);
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuCtxGetCurrent(&c));
+    EXPECT_EQ(nullptr, c);
+    CUdeviceptr q = 0;
+    EXPECT_EQ(CUDA_ERROR_INVALID_CONTEXT, cu().cuMemAlloc_v2(&q, 1));
+  }).join();
+
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemAlloc_v2(&p, 1));
+  EXPECT_EQ(kBase + kWindow, p);  // GPU 1's window
+
+  EXPECT_EQ(CUDA_ERROR_INVALID_CONTEXT, cu().cuCtxSetCurrent(reinterpret_cast<CUcontext>(&flags)));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxRelease_v2(1));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxRelease_v2(1));  // now inactive
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxGetState(1, &flags, &active));
+  EXPECT_EQ(0, active);
+  EXPECT_EQ(CUDA_ERROR_INVALID_CONTEXT, cu().cuMemAlloc_v2(&p, 1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_CONTEXT, cu().cuCtxSetCurrent(ctx));
+  EXPECT_EQ(CUDA_ERROR_INVALID_CONTEXT, cu().cuDevicePrimaryCtxRelease_v2(1));  // unbalanced
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuCtxSetCurrent(nullptr));
+}
+
+TEST_F(FakeCuda, LastReleaseFreesWhatTheContextOwned) {
+  const std::string map = path("map");
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_MAP_FILE", map}});
+  use_device(0);
+  const CUdeviceptr p = alloc(MiB);
+  CUstream s = stream();
+  CUevent ev = nullptr;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventCreate(&ev, CU_EVENT_DISABLE_TIMING));
+  void* host = nullptr;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemHostAlloc(&host, 4096, 0));
+
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxRelease_v2(0));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos,
+            err.find("1 allocation(s), 1 stream(s), 1 event(s), 1 pinned buffer(s)"))
+      << err;
+  EXPECT_NE(std::string::npos, read_file(map).find("free gpu=0 dptr=0x100000000000\n"));
+
+  use_device(0);
+  std::size_t free = 0, total = 0;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemGetInfo_v2(&free, &total));
+  EXPECT_EQ(total, free);
+  // The old handles are dead, and the fake says so instead of crashing.
+  EXPECT_EQ(CUDA_ERROR_INVALID_HANDLE, cu().cuStreamDestroy_v2(s));
+  EXPECT_EQ(CUDA_ERROR_INVALID_HANDLE, cu().cuEventDestroy_v2(ev));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemFree_v2(p));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemFreeHost(host));
+  ::testing::internal::GetCapturedStderr();
+}
+
+// ---- Allocation -------------------------------------------------------------------------
+
+TEST_F(FakeCuda, AllocationIsFirstFitAndLoggedToMapFile) {
+  const std::string map = path("map");
+  init({{"FAKECUDA_GPUS", "total=64M;total=64M"}, {"FAKECUDA_MAP_FILE", map}});
+  use_device(1);
+  const CUdeviceptr a = alloc(1);
+  const CUdeviceptr b = alloc(3 * MiB);
+  EXPECT_EQ(kBase + kWindow, a);                // GPU 1, region offset 0
+  EXPECT_EQ(kBase + kWindow + 2 * MiB, b);      // 1 byte reserved 2 MiB
+  use_device(0);
+  const CUdeviceptr c = alloc(5000);
+  EXPECT_EQ(kBase, c);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemFree_v2(b));
+
+  EXPECT_EQ("alloc gpu=1 dptr=0x110000000000 file_offset=67108864 size=1\n"
+            "alloc gpu=1 dptr=0x110000200000 file_offset=69206016 size=3145728\n"
+            "alloc gpu=0 dptr=0x100000000000 file_offset=0 size=5000\n"
+            "free gpu=1 dptr=0x110000200000\n",
+            read_file(map));
+}
+
+TEST_F(FakeCuda, FreeCoalescesAndReallocReusesLowestRange) {
+  init({{"FAKECUDA_GPUS", "total=64M"}});
+  use_device(0);
+  const CUdeviceptr a = alloc(2 * MiB), b = alloc(2 * MiB), c = alloc(2 * MiB);
+  EXPECT_EQ(kBase + 4 * MiB, c);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemFree_v2(b));
+  EXPECT_EQ(b, alloc(MiB));  // the hole is reused
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemFree_v2(a));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemFree_v2(b));
+  EXPECT_EQ(a, alloc(4 * MiB));  // a and b's ranges were merged
+  EXPECT_EQ(kBase + 6 * MiB, alloc(4 * MiB + 1));  // does not fit before c
+
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemFree_v2(b));        // already freed (a's block now starts at a)
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemFree_v2(c + 16));   // not the start
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemFree_v2(0x1234));   // not a device pointer
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("not the start of a live allocation")) << err;
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemFree_v2(0));
+
+  CUdeviceptr p = 0;
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemAlloc_v2(&p, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemAlloc_v2(nullptr, 1));
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuMemAlloc_v2(&p, 65 * MiB));
+}
+
+TEST_F(FakeCuda, FreeMemoryAccounting) {
+  init({{"FAKECUDA_GPUS", "total=1G,free=512M;total=64M,free=1T"}});
+  use_device(0);
+  std::size_t free = 0, total = 0;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemGetInfo_v2(&free, &total));
+  EXPECT_EQ(GiB, total);
+  EXPECT_EQ(512 * MiB, free);
+
+  const CUdeviceptr a = alloc(100 * MiB);
+  alloc(3 * MiB);  // counts as 4 MiB
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemGetInfo_v2(&free, &total));
+  EXPECT_EQ(408 * MiB, free);
+  CUdeviceptr p = 0;
+  // The region has room, but "other processes" hold the rest.
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuMemAlloc_v2(&p, 409 * MiB));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemAlloc_v2(&p, 408 * MiB));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemGetInfo_v2(&free, &total));
+  EXPECT_EQ(0u, free);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemFree_v2(a));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemGetInfo_v2(&free, &total));
+  EXPECT_EQ(100 * MiB, free);
+
+  use_device(1);  // free is capped at total
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemGetInfo_v2(&free, &total));
+  EXPECT_EQ(64 * MiB, free);
+  EXPECT_EQ(64 * MiB, total);
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemGetInfo_v2(nullptr, &total));
+}
+
+TEST_F(FakeCuda, AllocFailAbove) {
+  init({{"FAKECUDA_GPUS", "total=1G"}, {"FAKECUDA_ALLOC_FAIL_ABOVE", "8M"}});
+  use_device(0);
+  CUdeviceptr p = 0;
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuMemAlloc_v2(&p, 8 * MiB + 1));
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuMemAlloc_v2(&p, 512 * MiB));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemAlloc_v2(&p, 8 * MiB));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemAlloc_v2(&p, 8 * MiB));
+  std::size_t free = 0, total = 0;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemGetInfo_v2(&free, &total));
+  EXPECT_EQ(GiB - 16 * MiB, free);  // still reports plenty
+}
+
+TEST_F(FakeCuda, PinnedHostMemory) {
+  init();
+  void* p = nullptr;
+  EXPECT_EQ(CUDA_ERROR_INVALID_CONTEXT, cu().cuMemHostAlloc(&p, 100, 0));
+  use_device(0);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemHostAlloc(&p, 100, CU_MEMHOSTALLOC_PORTABLE));
+  ASSERT_NE(nullptr, p);
+  EXPECT_EQ(0u, reinterpret_cast<std::uintptr_t>(p) % static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE)));
+  std::memset(p, 0x5a, 100);
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemHostAlloc(&p, 0, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemHostAlloc(&p, 100, 0x100));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemHostAlloc(nullptr, 100, 0));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemFreeHost(p));
+  int local = 0;
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemFreeHost(p));  // double free
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemFreeHost(&local));
+  ::testing::internal::GetCapturedStderr();
+}
+
+// ---- Copies and the backing file ------------------------------------------------------
+
+TEST_F(FakeCuda, RoundTripLandsInMemoryFileAtRegionOffset) {
+  const std::string file = path("vram");
+  init({{"FAKECUDA_GPUS", "total=64M;total=64M"}, {"FAKECUDA_MEMORY_FILE", file}});
+  struct stat st{};
+  ASSERT_EQ(0, stat(file.c_str(), &st));
+  EXPECT_EQ(static_cast<off_t>(128 * MiB), st.st_size);  // created and sized
+
+  use_device(1);
+  const CUdeviceptr d = alloc(4 * MiB);
+  const auto data = pattern(10000, 1);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(d + 1000, data.data(), data.size()));
+  std::vector<unsigned char> back(data.size());
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(back.data(), d + 1000, back.size()));
+  EXPECT_EQ(data, back);
+
+  // Byte X of the allocation is at file offset region_start + X.
+  const int fd = open(file.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  std::vector<unsigned char> in_file(data.size());
+  ASSERT_EQ(static_cast<ssize_t>(in_file.size()), pread(fd, in_file.data(), in_file.size(), 64 * MiB + 1000));
+  close(fd);
+  EXPECT_EQ(data, in_file);
+}
+
+TEST_F(FakeCuda, PokingTheFileIsVisibleToTheDevice) {
+  const std::string file = path("vram");
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_MEMORY_FILE", file}});
+  use_device(0);
+  const CUdeviceptr d = alloc(2 * MiB);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8_v2(d, 0, 2 * MiB));
+
+  const auto poke = pattern(512, 9);
+  const int fd = open(file.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(512, pwrite(fd, poke.data(), poke.size(), 4096));
+  close(fd);
+
+  std::vector<unsigned char> got(512);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(got.data(), d + 4096, got.size()));
+  EXPECT_EQ(poke, got);
+  CUstream s = stream();
+  std::vector<unsigned char> got2(512);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(got2.data(), d + 4096, got2.size(), s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  EXPECT_EQ(poke, got2);
+  cu().cuMemcpyDtoH_v2(got.data(), d + 4096 - 512, 512);
+  EXPECT_EQ(std::vector<unsigned char>(512, 0), got);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+}
+
+TEST_F(FakeCuda, ExistingLargerFileIsUsedAsIs) {
+  const std::string file = path("vram");
+  {
+    std::ofstream out(file);
+  }
+  ASSERT_EQ(0, truncate(file.c_str(), 256 * MiB));
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_MEMORY_FILE", file}});
+  struct stat st{};
+  ASSERT_EQ(0, stat(file.c_str(), &st));
+  EXPECT_EQ(static_cast<off_t>(256 * MiB), st.st_size);
+}
+
+TEST_F(FakeCuda, MemoryFileThatCannotGrowIsRejected) {
+  // A FIFO stands in for a file with a fixed size (a sysfs BAR, a device):
+  // too small, not resizable.
+  const std::string fifo = path("fifo");
+  ASSERT_EQ(0, mkfifo(fifo.c_str(), 0600));
+  set("FAKECUDA_MEMORY_FILE", fifo);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuInit(0));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("cannot be resized")) << err;
+  EXPECT_NE(std::string::npos, err.find(fifo)) << err;
+}
+
+TEST_F(FakeCuda, LargeSparseDevice) {
+  const std::string file = path("vram");
+  init({{"FAKECUDA_GPUS", "total=64G"}, {"FAKECUDA_MEMORY_FILE", file}});
+  use_device(0);
+  alloc(60 * GiB);
+  const CUdeviceptr d = alloc(2 * MiB);
+  EXPECT_EQ(kBase + 60 * GiB, d);
+  const auto data = pattern(4096, 3);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(d, data.data(), data.size()));
+  std::vector<unsigned char> back(data.size());
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(back.data(), d, back.size()));
+  EXPECT_EQ(data, back);
+  struct stat st{};
+  ASSERT_EQ(0, stat(file.c_str(), &st));
+  EXPECT_EQ(static_cast<off_t>(64 * GiB), st.st_size);
+  EXPECT_LT(st.st_blocks * 512, static_cast<blkcnt_t>(64 * MiB));  // sparse
+}
+
+TEST_F(FakeCuda, OutOfBoundsTransfersAreRejected) {
+  init({{"FAKECUDA_GPUS", "total=64M"}});
+  use_device(0);
+  const CUdeviceptr a = alloc(MiB);      // reserves 2 MiB
+  const CUdeviceptr b = alloc(2 * MiB);  // right after a's reservation
+  CUstream s = stream();
+  std::vector<unsigned char> buf(4 * MiB);
+
+  ::testing::internal::CaptureStderr();
+  // Past the requested size (into the rounding padding).
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(a, buf.data(), MiB + 1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyDtoH_v2(buf.data(), a + MiB - 1, 2));
+  // Straddling two allocations.
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(b - 4, buf.data(), 8));
+  // Async ones are refused when issued, not at the sync.
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoDAsync_v2(b + MiB, buf.data(), 2 * MiB, s));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyDtoHAsync_v2(buf.data(), b - 1, 1, s));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemsetD8Async(a, 0, 2 * MiB, s));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemsetD8_v2(kBase + 32 * MiB, 0, 1));  // unallocated
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(0x1000, buf.data(), 1));  // not device memory
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(kBase - 1, buf.data(), 2));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemFree_v2(b));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(b, buf.data(), 1));  // freed
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("fakecuda: out-of-bounds cuMemcpyHtoD_v2")) << err;
+  EXPECT_NE(std::string::npos, err.find("fakecuda: out-of-bounds cuMemsetD8Async")) << err;
+
+  // In bounds, right up to the last byte; and nothing failed on the stream.
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(a, buf.data(), MiB));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(buf.data(), a + MiB - 1, 1, s));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(a, nullptr, 1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_HANDLE,
+            cu().cuMemcpyHtoDAsync_v2(a, buf.data(), 1, reinterpret_cast<CUstream>(buf.data())));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+  EXPECT_EQ(CUDA_ERROR_INVALID_HANDLE, cu().cuStreamDestroy_v2(s));
+}
+
+// ---- Streams and events ---------------------------------------------------------------------
+
+TEST_F(FakeCuda, AsyncCopiesReallyRunLater) {
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_LATENCY_US", "200000"}});
+  use_device(0);
+  const CUdeviceptr d = alloc(MiB);
+  CUstream s = stream();
+  CUevent ev = nullptr;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventCreate(&ev, CU_EVENT_DISABLE_TIMING));
+
+  // The source buffer is read when the copy runs, not when it is issued:
+  // reusing it before synchronising corrupts the data, as on a real GPU.
+  std::vector<unsigned char> src(4096, 'X');
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(d, src.data(), src.size(), s));
+  std::vector<unsigned char> dst(4096, 0);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(dst.data(), d, dst.size(), s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventRecord(ev, s));
+  const auto issued = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(issued, std::chrono::milliseconds(150));
+  std::fill(src.begin(), src.end(), 'Y');
+  EXPECT_EQ(std::vector<unsigned char>(4096, 0), dst);  // not yet
+
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventSynchronize(ev));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(400));
+  EXPECT_EQ(std::vector<unsigned char>(4096, 'Y'), dst);
+
+  // The default stream runs inline: done when the call returns.
+  std::vector<unsigned char> now(16, 0);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(now.data(), d, now.size(), nullptr));
+  EXPECT_EQ(std::vector<unsigned char>(16, 'Y'), now);
+
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventDestroy_v2(ev));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+}
+
+TEST_F(FakeCuda, StreamRunsInOrderAndDestroyDrains) {
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_LATENCY_US", "2000"}});
+  use_device(0);
+  const CUdeviceptr d = alloc(4 * MiB);
+  CUstream s = stream();
+  const auto mid = pattern(1000, 5);
+  std::vector<unsigned char> out(4 * MiB);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8Async(d, 0xaa, 4 * MiB, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(d + 3000, mid.data(), mid.size(), s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(out.data(), d, out.size(), s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));  // completes the queue first
+  EXPECT_EQ(0xaa, out[0]);
+  EXPECT_EQ(0xaa, out[2999]);
+  EXPECT_EQ(0, std::memcmp(mid.data(), out.data() + 3000, mid.size()));
+  EXPECT_EQ(0xaa, out[4000]);
+  EXPECT_EQ(0xaa, out[4 * MiB - 1]);
+}
+
+TEST_F(FakeCuda, EventsAndContextSynchronize) {
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_LATENCY_US", "50000"}});
+  use_device(0);
+  CUevent ev = nullptr;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventCreate(&ev, 0));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuEventSynchronize(ev));  // never recorded
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuEventRecord(ev, nullptr));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuEventSynchronize(ev));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuEventCreate(&ev, 0x80));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuStreamCreate(nullptr, 0));
+  CUstream bad = nullptr;
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuStreamCreate(&bad, 7));
+
+  const CUdeviceptr d = alloc(MiB);
+  CUstream s1 = stream(), s2 = stream();
+  std::vector<unsigned char> a(64, 0), b(64, 0);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8_v2(d, 7, MiB));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(a.data(), d, a.size(), s1));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(b.data(), d, b.size(), s2));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuCtxSynchronize());  // waits for both streams
+  EXPECT_EQ(std::vector<unsigned char>(64, 7), a);
+  EXPECT_EQ(std::vector<unsigned char>(64, 7), b);
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(nullptr));
+
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventDestroy_v2(ev));
+  EXPECT_EQ(CUDA_ERROR_INVALID_HANDLE, cu().cuEventDestroy_v2(ev));
+  EXPECT_EQ(CUDA_ERROR_INVALID_HANDLE, cu().cuEventRecord(ev, s1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_HANDLE, cu().cuEventSynchronize(ev));
+  cu().cuStreamDestroy_v2(s1);
+  cu().cuStreamDestroy_v2(s2);
+}
+
+TEST_F(FakeCuda, ManyThreadsEachWithItsOwnStream) {
+  init({{"FAKECUDA_GPUS", "total=256M"}, {"FAKECUDA_LATENCY_US", "100"}});
+  CUcontext ctx = use_device(0);
+  constexpr int kThreads = 8;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      if (cu().cuCtxSetCurrent(ctx) != CUDA_SUCCESS) return void(++failures);
+      CUdeviceptr d = 0;
+      CUstream s = nullptr;
+      void* pinned = nullptr;
+      if (cu().cuMemAlloc_v2(&d, 3 * MiB) != CUDA_SUCCESS || cu().cuStreamCreate(&s, 0) != CUDA_SUCCESS ||
+          cu().cuMemHostAlloc(&pinned, 64 * 1024, 0) != CUDA_SUCCESS)
+        return void(++failures);
+      std::vector<unsigned char> back(64 * 1024);
+      for (unsigned i = 0; i < 40; ++i) {
+        const auto data = pattern(back.size(), static_cast<unsigned>(t) * 1000 + i);
+        std::memcpy(pinned, data.data(), data.size());
+        const CUdeviceptr at = d + (i % 3) * MiB;
+        if (cu().cuMemcpyHtoDAsync_v2(at, pinned, data.size(), s) != CUDA_SUCCESS ||
+            cu().cuMemcpyDtoHAsync_v2(back.data(), at, back.size(), s) != CUDA_SUCCESS ||
+            cu().cuStreamSynchronize(s) != CUDA_SUCCESS || back != data)
+          ++failures;
+      }
+      if (cu().cuStreamDestroy_v2(s) != CUDA_SUCCESS || cu().cuMemFree_v2(d) != CUDA_SUCCESS ||
+          cu().cuMemFreeHost(pinned) != CUDA_SUCCESS)
+        ++failures;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(0, failures.load());
+  std::size_t free = 0, total = 0;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemGetInfo_v2(&free, &total));
+  EXPECT_EQ(total, free);
+}
+
+// ---- Fault injection -----------------------------------------------------------------------------
+
+TEST_F(FakeCuda, TransientFaultOnNthCopySurfacesAtSync) {
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_FAIL_COPY", "3"}});
+  use_device(0);
+  const CUdeviceptr d = alloc(MiB);
+  CUstream s = stream();
+  const auto data = pattern(4096, 2);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(d, data.data(), data.size()));           // copy 1
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8_v2(d + 8192, 1, 16));                          // not counted
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8Async(d + 8192, 1, 16, s));                     // not counted
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(d, data.data(), data.size(), s));   // copy 2
+  std::vector<unsigned char> back(4096, 0xee);
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(back.data(), d, back.size(), s));   // copy 3: queued fine
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuStreamSynchronize(s));                     // ...fails here
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("copy #3")) << err;
+  EXPECT_EQ(std::vector<unsigned char>(4096, 0xee), back);  // nothing was transferred
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));     // reported once
+
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(back.data(), d, back.size(), s));  // copy 4
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  EXPECT_EQ(data, back);
+  CUdeviceptr p = 0;
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemAlloc_v2(&p, 1));  // the context is fine
+  cu().cuStreamDestroy_v2(s);
+}
+
+TEST_F(FakeCuda, TransientFaultOnSyncCopyWithChosenCode) {
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_FAIL_COPY", "1"},
+        {"FAKECUDA_FAIL_CODE", "CUDA_ERROR_ECC_UNCORRECTABLE"}});
+  use_device(0);
+  const CUdeviceptr d = alloc(MiB);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8_v2(d, 0, MiB));
+  std::vector<unsigned char> data(100, 9);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_ECC_UNCORRECTABLE, cu().cuMemcpyHtoD_v2(d, data.data(), data.size()));
+  ::testing::internal::GetCapturedStderr();
+  std::vector<unsigned char> back(100, 1);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(back.data(), d, back.size()));
+  EXPECT_EQ(std::vector<unsigned char>(100, 0), back);  // the failed copy did not write
+}
+
+TEST_F(FakeCuda, EventSyncReportsErrorsBeforeItsMarkerOnly) {
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_FAIL_COPY", "2"}});
+  use_device(0);
+  const CUdeviceptr d = alloc(MiB);
+  CUstream s = stream();
+  CUevent before = nullptr, after = nullptr;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventCreate(&before, 0));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventCreate(&after, 0));
+  std::vector<unsigned char> buf(64);
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(d, buf.data(), buf.size(), s));  // 1
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventRecord(before, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(d, buf.data(), buf.size(), s));  // 2 fails
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventRecord(after, s));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuEventSynchronize(before));
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuEventSynchronize(after));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));  // already reported
+  ::testing::internal::GetCapturedStderr();
+  cu().cuEventDestroy_v2(before);
+  cu().cuEventDestroy_v2(after);
+  cu().cuStreamDestroy_v2(s);
+}
+
+TEST_F(FakeCuda, FailEveryNthCopy) {
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_FAIL_EVERY", "2"}});
+  use_device(0);
+  const CUdeviceptr d = alloc(MiB);
+  std::vector<unsigned char> buf(64);
+  ::testing::internal::CaptureStderr();
+  for (int i = 1; i <= 6; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(i % 2 == 0 ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS,
+              cu().cuMemcpyDtoH_v2(buf.data(), d, buf.size()));
+  }
+  ::testing::internal::GetCapturedStderr();
+}
+
+TEST_F(FakeCuda, StickyFaultPoisonsEverythingButStillReleases) {
+  const std::string map = path("map");
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_FAIL_COPY", "2"}, {"FAKECUDA_FAIL_MODE", "sticky"},
+        {"FAKECUDA_MAP_FILE", map}});
+  use_device(0);
+  const CUdeviceptr d = alloc(MiB);
+  CUstream s = stream();
+  CUstream other = stream();
+  CUevent ev = nullptr;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuEventCreate(&ev, 0));
+  void* pinned = nullptr;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemHostAlloc(&pinned, 4096, 0));
+  std::memset(pinned, 0x11, 4096);
+
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(d, pinned, 4096, s));  // 1
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(pinned, d, 4096, s));  // 2: queued
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuStreamSynchronize(s));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("sticky CUDA_ERROR_ILLEGAL_ADDRESS")) << err;
+
+  // Everything touching the device now fails the same way...
+  CUdeviceptr p = 0;
+  std::size_t free = 0, total = 0;
+  int n = 0;
+  CUstream s2 = nullptr;
+  std::vector<unsigned char> buf(16);
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemAlloc_v2(&p, 1));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemGetInfo_v2(&free, &total));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemcpyHtoD_v2(d, buf.data(), buf.size()));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemcpyDtoHAsync_v2(buf.data(), d, buf.size(), other));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemsetD8_v2(d, 0, 1));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuStreamCreate(&s2, 0));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuStreamSynchronize(other));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuCtxSynchronize());
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuEventRecord(ev, s));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuEventSynchronize(ev));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuDeviceGetCount(&n));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuInit(0));
+  // ...except the calls that do not.
+  const char* name = nullptr;
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuGetErrorName(CUDA_ERROR_ILLEGAL_ADDRESS, &name));
+  EXPECT_STREQ("CUDA_ERROR_ILLEGAL_ADDRESS", name);
+  int version = 0;
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDriverGetVersion(&version));
+  void* fn = nullptr;
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuGetProcAddress_v2("cuMemAlloc", &fn, 13000, 0, nullptr));
+
+  // Destructors report the error but still release (LeakSanitizer and the
+  // map file are the witnesses), and nothing hangs.
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuEventDestroy_v2(ev));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuStreamDestroy_v2(s));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuStreamDestroy_v2(other));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemFreeHost(pinned));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemFree_v2(d));
+  EXPECT_NE(std::string::npos, read_file(map).find("free gpu=0 dptr=0x100000000000\n"));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuDevicePrimaryCtxRelease_v2(0));
+  unsigned flags = 0;
+  int active = 1;
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuDevicePrimaryCtxGetState(0, &flags, &active));
+
+  // After a reset the next cuInit starts healthy.
+  cu().fakecuda_reset();
+  unsetenv("FAKECUDA_FAIL_COPY");
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuInit(0));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuDeviceGetCount(&n));
+}
+
+TEST_F(FakeCuda, TriggerFileTransientFiresOnce) {
+  const std::string trigger = path("trigger");
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_TRIGGER_FILE", trigger}});
+  use_device(0);
+  const CUdeviceptr d = alloc(MiB);
+  CUstream s = stream();
+  std::vector<unsigned char> buf(64, 3);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(d, buf.data(), buf.size()));
+  write_trigger(trigger, "transient");
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(d, buf.data(), buf.size(), s));
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuStreamSynchronize(s));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("FAKECUDA_TRIGGER_FILE")) << err;
+  EXPECT_FALSE(std::filesystem::exists(trigger));  // consumed
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(buf.data(), d, buf.size()));
+
+  // A code may follow the mode.
+  write_trigger(trigger, "transient CUDA_ERROR_LAUNCH_FAILED");
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_LAUNCH_FAILED, cu().cuMemcpyDtoH_v2(buf.data(), d, buf.size()));
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(buf.data(), d, buf.size()));
+  cu().cuStreamDestroy_v2(s);
+}
+
+TEST_F(FakeCuda, TriggerFileStickyCorruptsTheContext) {
+  const std::string trigger = path("trigger");
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_TRIGGER_FILE", trigger}});
+  use_device(0);
+  const CUdeviceptr d = alloc(MiB);
+  std::vector<unsigned char> buf(64, 3);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(d, buf.data(), buf.size()));
+  write_trigger(trigger, "sticky");
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemcpyDtoH_v2(buf.data(), d, buf.size()));
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(std::filesystem::exists(trigger));  // sticky is not one-shot
+  CUdeviceptr p = 0;
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemAlloc_v2(&p, 1));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemsetD8_v2(d, 0, 1));
+}
+
+TEST_F(FakeCuda, TriggerFileStickyWithCode) {
+  const std::string trigger = path("trigger");
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_TRIGGER_FILE", trigger}});
+  use_device(0);
+  const CUdeviceptr d = alloc(MiB);
+  std::vector<unsigned char> buf(64, 3);
+  write_trigger(trigger, "sticky 214");
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_ECC_UNCORRECTABLE, cu().cuMemcpyHtoD_v2(d, buf.data(), buf.size()));
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(CUDA_ERROR_ECC_UNCORRECTABLE, cu().cuCtxSynchronize());
+}
+
+// ---- Debug log --------------------------------------------------------------------------------------
+
+TEST_F(FakeCuda, LogTracesCalls) {
+  set("FAKECUDA_LOG", "1");
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuInit(0));
+  int n = 0;
+  cu().cuDeviceGetCount(&n);
+  CUdeviceptr p = 0;
+  cu().cuMemAlloc_v2(&p, 1);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("cuInit(Flags=0) = CUDA_SUCCESS")) << err;
+  EXPECT_NE(std::string::npos, err.find("cuDeviceGetCount(-> 1) = CUDA_SUCCESS")) << err;
+  EXPECT_NE(std::string::npos, err.find("cuMemAlloc_v2(bytesize=1 -> 0x0) = CUDA_ERROR_INVALID_CONTEXT")) << err;
+}
+
+}  // namespace
