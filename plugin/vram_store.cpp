@@ -95,18 +95,18 @@ VramStore::VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMem
 
 VramStore::~VramStore()
 {
-  if (!bind_context())
-    return;
   // Swap holds secrets: leave nothing behind for the next owner of this
   // memory.  After a sticky error this cannot work; the driver then tears
   // the context down with the process.
-  if (!failed()) {
-    const CUresult r = pool_.lane(0).zero(memory_.get(), size_);
-    if (r != CUDA_SUCCESS)
-      log_warning(gpu_label_ + ": could not zero VRAM before releasing it: " + driver_.describe(r));
-  } else {
+  if (failed()) {
     log_warning(gpu_label_ + ": VRAM not zeroed at shutdown (the GPU failed earlier)");
+    return;
   }
+  CUresult r = CUDA_ERROR_INVALID_CONTEXT;
+  if (bind_context())
+    r = pool_.lane(0).zero(memory_.get(), size_);
+  if (r != CUDA_SUCCESS)
+    log_warning(gpu_label_ + ": could not zero VRAM before releasing it: " + driver_.describe(r));
 }
 
 // Every nbdkit worker thread must have the context current before it
