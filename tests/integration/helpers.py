@@ -1,0 +1,206 @@
+"""Helpers shared by the integration tests (the fixtures are in conftest.py).
+
+VramServer is one nbdkit process running the plugin on the fake CUDA
+driver, with a private FAKECUDA_MEMORY_FILE (the fake GPUs' memory) and
+FAKECUDA_MAP_FILE (where the fake logs each allocation's place in that
+file), so a test can look at and poke the "VRAM" behind the export.
+"""
+import re
+import socket
+import struct
+import time
+from pathlib import Path
+
+from support.nbdkit import Server
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+# The plugin's default pipelining chunk (chunk-size=).
+DEFAULT_CHUNK = 256 * KiB
+
+# Lines in nbdkit's output that mean a bug, whatever the test checks:
+# sanitizer reports, and the fake driver's complaints about misuse of the
+# CUDA API (out-of-bounds copies, leaked or double-freed resources).
+BUG_PATTERNS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "fakecuda: out-of-bounds",
+    "were live; freed them",
+    "without a matching retain",
+    "not the start of a live allocation",
+    "not a live cuMemHostAlloc buffer",
+)
+
+
+def bug_lines(text):
+    return [line for line in text.splitlines() if any(p in line for p in BUG_PATTERNS)]
+
+
+def first_difference(actual, expected):
+    """Offset of the first byte that differs (or where one ends), or None."""
+    if actual == expected:
+        return None
+    n = min(len(actual), len(expected))
+    mv_a, mv_e = memoryview(actual), memoryview(expected)
+    step = 64 * KiB
+    for start in range(0, n, step):
+        end = min(start + step, n)
+        if mv_a[start:end] != mv_e[start:end]:
+            for i in range(start, end):
+                if actual[i] != expected[i]:
+                    return i
+    return n
+
+
+def assert_same(actual, expected, what="data", base=0):
+    """Byte-exact comparison with a readable message (no giant diff)."""
+    at = first_difference(actual, expected)
+    if at is None:
+        return
+    if len(actual) != len(expected) and at == min(len(actual), len(expected)):
+        raise AssertionError(f"{what}: length {len(actual)}, expected {len(expected)}")
+    lo = max(0, at - 8)
+    raise AssertionError(
+        f"{what}: first difference at offset {base + at:#x} (of {len(expected)} bytes): "
+        f"got {bytes(actual[lo:at + 8]).hex()} expected {bytes(expected[lo:at + 8]).hex()} "
+        f"(from offset {base + lo:#x})")
+
+
+def assert_zero(data, what="data", base=0):
+    assert_same(data, bytes(len(data)), what, base)
+
+
+def read_export(h, offset, length, step=4 * MiB):
+    """Reads a range of any length in requests of at most `step` bytes."""
+    out = bytearray()
+    while length > 0:
+        n = min(step, length)
+        out += h.pread(n, offset)
+        offset += n
+        length -= n
+    return bytes(out)
+
+
+def wait_until(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+_MAP_LINE = re.compile(r"^(alloc|free) gpu=(\d+) dptr=(0x[0-9a-f]+)"
+                       r"(?: file_offset=(\d+) size=(\d+))?$")
+
+
+def parse_map_file(path):
+    """Events of FAKECUDA_MAP_FILE: dicts with op, gpu, dptr[, file_offset, size]."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        m = _MAP_LINE.match(line)
+        assert m, f"unexpected line in {path}: {line!r}"
+        e = {"op": m[1], "gpu": int(m[2]), "dptr": int(m[3], 16)}
+        if m[1] == "alloc":
+            e["file_offset"] = int(m[4])
+            e["size"] = int(m[5])
+        events.append(e)
+    return events
+
+
+class VramServer(Server):
+    """nbdkit + the plugin + the fake driver, with handles on the fake VRAM."""
+
+    def __init__(self, tmp_path, args, env, filters, name, memory_file, map_file):
+        self.memory_file = Path(memory_file)
+        self.map_file = Path(map_file)
+        super().__init__(tmp_path, args, env=env, filters=filters, name=name)
+
+    def log_text(self):
+        """Everything nbdkit printed so far (also after stop())."""
+        return self.logfile.read_text(errors="replace")
+
+    def allocations(self):
+        """The device allocations the plugin made, in order."""
+        return [e for e in parse_map_file(self.map_file) if e["op"] == "alloc"]
+
+    def export_allocation(self):
+        """The one allocation that backs the export."""
+        allocs = self.allocations()
+        assert len(allocs) == 1, f"expected one VRAM allocation, the map file has {allocs}"
+        return allocs[0]
+
+    def vram_read(self, offset, length):
+        """Bytes at `offset` of the export, read from the fake VRAM file."""
+        base = self.export_allocation()["file_offset"]
+        with open(self.memory_file, "rb") as f:
+            f.seek(base + offset)
+            return f.read(length)
+
+    def vram_poke(self, offset, data):
+        """Writes behind the plugin's back, straight into the fake VRAM."""
+        base = self.export_allocation()["file_offset"]
+        with open(self.memory_file, "r+b") as f:
+            f.seek(base + offset)
+            f.write(data)
+
+
+def read_file_at(path, offset, length):
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+class RawNbdClient:
+    """A minimal NBD client on a plain socket, for clients that misbehave
+    (libnbd will not disconnect in the middle of sending a request)."""
+
+    REQUEST_MAGIC = 0x25609513
+    CMD_READ, CMD_WRITE = 0, 1
+
+    def __init__(self, socket_path, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(socket_path))
+        self._handshake()
+
+    def _recv_exact(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            part = self.sock.recv(n - len(buf))
+            if not part:
+                raise ConnectionError("server closed the connection")
+            buf += part
+        return bytes(buf)
+
+    def _handshake(self):
+        hello = self._recv_exact(18)
+        assert hello[:16] == b"NBDMAGICIHAVEOPT", hello
+        # FIXED_NEWSTYLE | NO_ZEROES
+        self.sock.sendall(struct.pack(">I", 3))
+        # NBD_OPT_EXPORT_NAME with the default export "".
+        self.sock.sendall(b"IHAVEOPT" + struct.pack(">II", 1, 0))
+        self.size, self.flags = struct.unpack(">QH", self._recv_exact(10))
+
+    def send_request(self, cmd, offset, length, payload=b"", handle=1):
+        header = struct.pack(">IHHQQI", self.REQUEST_MAGIC, 0, cmd, handle, offset, length)
+        self.sock.sendall(header + payload)
+
+    def close(self):
+        self.sock.close()
+
+
+def wait_for(h, cookies):
+    """Waits for asynchronous commands; raises nbd.Error if one failed."""
+    pending = list(cookies)
+    while True:
+        pending = [c for c in pending if not h.aio_command_completed(c)]
+        if not pending:
+            return
+        h.poll(-1)

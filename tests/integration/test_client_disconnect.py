@@ -1,0 +1,108 @@
+"""A client that goes away in the middle of a request (killed, or its
+socket closed while it was still sending) does not disturb nbdkit: other
+clients keep being served, with the right data."""
+import random
+import signal
+import subprocess
+import sys
+import threading
+
+import nbd
+
+from .helpers import MiB, RawNbdClient, assert_same, read_export
+
+# Issues big requests without waiting for them, says so, then blocks.
+CLIENT = r"""
+import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+op = sys.argv[2]
+size = 4 * 1024 * 1024
+for i in range(8):
+    if op == "write":
+        h.aio_pwrite(bytes([0xEE]) * size, 32 * 1024 * 1024 + i * size)
+    else:
+        h.aio_pread(nbd.Buffer(size), i * size)
+print("in flight", flush=True)
+h.poll(-1)
+sys.stdin.read()
+"""
+
+
+def kill_client_mid_request(server, op):
+    client = subprocess.Popen([sys.executable, "-c", CLIENT, server.uri, op],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout.readline().strip() == "in flight"
+        client.send_signal(signal.SIGKILL)
+    finally:
+        client.wait()
+
+
+def background_traffic(server, data, stop, errors):
+    """Another client, busy writing and checking its own region meanwhile."""
+    h = nbd.NBD()
+    h.connect_uri(server.uri)
+    rng = random.Random(5)
+    try:
+        while not stop.is_set():
+            offset = rng.randrange(0, 16 * MiB - 1 * MiB)
+            size = rng.randrange(1, 1 * MiB)
+            chunk = rng.randbytes(size)
+            h.pwrite(chunk, offset)
+            data[offset:offset + size] = chunk
+            if h.pread(size, offset) != chunk:
+                errors.append(f"wrong data at {offset:#x}+{size}")
+    except nbd.Error as e:
+        errors.append(str(e))
+    finally:
+        h.shutdown()
+
+
+def test_clients_killed_mid_request_leave_others_served(vram, connect):
+    # Slow copies in small chunks: the killed client's requests are
+    # certainly still running when it dies.
+    server = vram("size=64M", "chunk-size=16K", env={"FAKECUDA_LATENCY_US": "200"})
+    data = bytearray(16 * MiB)
+    stop, errors = threading.Event(), []
+    other = threading.Thread(target=background_traffic, args=(server, data, stop, errors))
+    other.start()
+    try:
+        for op in ("write", "read", "write"):
+            kill_client_mid_request(server, op)
+    finally:
+        stop.set()
+        other.join()
+    assert not errors, errors
+    assert server.alive()
+
+    h = connect(server)
+    assert_same(read_export(h, 0, 16 * MiB), data, "the other client's data")
+    # The killed writers' requests either landed whole (0xEE) or not at all;
+    # nothing else is in their region.
+    region = read_export(h, 32 * MiB, 32 * MiB)
+    assert set(region) <= {0, 0xEE}
+    # And the export still works for a new client.
+    h.pwrite(b"after" * 1000, 40 * MiB + 1)
+    assert connect(server).pread(5000, 40 * MiB + 1) == b"after" * 1000
+
+
+def test_client_that_hangs_up_while_sending_a_write(vram, connect):
+    """The write's payload is cut short: the connection is dropped and the
+    partial write never reaches VRAM."""
+    server = vram("size=64M")
+    h = connect(server)
+    before = random.Random(9).randbytes(2 * MiB)
+    h.pwrite(before, 1 * MiB)
+
+    for _ in range(3):
+        raw = RawNbdClient(server.socket)
+        assert raw.size == 64 * MiB
+        raw.send_request(RawNbdClient.CMD_WRITE, 1 * MiB, 2 * MiB, payload=b"\xAB" * (700 * 1024))
+        raw.close()
+
+    assert server.alive()
+    assert_same(h.pread(2 * MiB, 1 * MiB), before, "data under the cut-short write")
+    assert_same(server.vram_read(1 * MiB, 2 * MiB), before, "VRAM under the cut-short write")
+    h.pwrite(b"still here", 0)
+    assert connect(server).pread(10, 0) == b"still here"
