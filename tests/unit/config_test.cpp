@@ -1,5 +1,6 @@
 #include "byte_size.hpp"
 #include "config.hpp"
+#include "make_config.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,20 +8,15 @@ using namespace vram;
 
 namespace {
 
-Config parse(std::initializer_list<std::pair<const char *, const char *>> kv)
-{
-  ConfigBuilder b;
-  for (auto [k, v] : kv)
-    b.set(k, v);
-  return b.finish();
-}
+using test::make_config;
+using test::Params;
 
 // The message must name the parameter and say what is accepted.
-void expect_error(std::initializer_list<std::pair<const char *, const char *>> kv,
+void expect_error(Params kv,
                   const std::string &mentions)
 {
   try {
-    parse(kv);
+    make_config(kv);
     ADD_FAILURE() << "accepted; expected an error mentioning " << mentions;
   } catch (const ConfigError &e) {
     EXPECT_NE(std::string(e.what()).find(mentions), std::string::npos) << e.what();
@@ -31,7 +27,7 @@ void expect_error(std::initializer_list<std::pair<const char *, const char *>> k
 
 TEST(Config, Defaults)
 {
-  const Config c = parse({{"size", "7G"}});
+  const Config c = make_config({{"size", "7G"}});
   EXPECT_EQ(c.size.kind, SizeRequest::Kind::bytes);
   EXPECT_EQ(c.size.bytes, 7 * GiB);
   EXPECT_FALSE(c.reserve);
@@ -46,13 +42,13 @@ TEST(Config, Defaults)
 
 TEST(Config, AutoAndMax)
 {
-  EXPECT_EQ(parse({{"size", "auto"}}).size.kind, SizeRequest::Kind::automatic);
-  EXPECT_EQ(parse({{"size", "max"}}).size.kind, SizeRequest::Kind::max);
+  EXPECT_EQ(make_config({{"size", "auto"}}).size.kind, SizeRequest::Kind::automatic);
+  EXPECT_EQ(make_config({{"size", "max"}}).size.kind, SizeRequest::Kind::max);
 }
 
 TEST(Config, EveryParameter)
 {
-  const Config c = parse({{"size", "auto"}, {"reserve", "2G"}, {"step", "256M"},
+  const Config c = make_config({{"size", "auto"}, {"reserve", "2G"}, {"step", "256M"},
                           {"min-size", "1G"}, {"device", "GPU-8a3c1f2e-0b4d-4e5f-9a6b-7c8d9e0f1a2b"},
                           {"lanes", "8"}, {"chunk-size", "1M"}, {"swap-safety", "require"},
                           {"init-timeout", "0"}});

@@ -1,4 +1,5 @@
 #include "byte_size.hpp"
+#include "make_config.hpp"
 #include "sizing.hpp"
 
 #include <gtest/gtest.h>
@@ -7,13 +8,7 @@ using namespace vram;
 
 namespace {
 
-Config config_with(std::initializer_list<std::pair<const char *, const char *>> kv)
-{
-  ConfigBuilder b;
-  for (auto [k, v] : kv)
-    b.set(k, v);
-  return b.finish();
-}
+using test::make_config;
 
 std::string sizing_error(const Config &c, const GpuMemory &m)
 {
@@ -36,20 +31,20 @@ TEST(Sizing, DefaultReserveDependsOnDisplay)
 TEST(Sizing, AutoLeavesTheReserveFree)
 {
   const GpuMemory offload{8 * GiB, 7 * GiB + 300 * MiB, false};
-  const SizePlan p = plan_size(config_with({{"size", "auto"}}), offload, "g");
+  const SizePlan p = plan_size(make_config({{"size", "auto"}}), offload, "g");
   EXPECT_EQ(p.first, 6 * GiB + 300 * MiB);
   EXPECT_EQ(p.reserve, 1 * GiB);
 
   const GpuMemory desktop{8 * GiB, 7 * GiB, true};
-  EXPECT_EQ(plan_size(config_with({{"size", "auto"}}), desktop, "g").first, 4 * GiB);
-  EXPECT_EQ(plan_size(config_with({{"size", "auto"}, {"reserve", "512M"}}), desktop, "g").first,
+  EXPECT_EQ(plan_size(make_config({{"size", "auto"}}), desktop, "g").first, 4 * GiB);
+  EXPECT_EQ(plan_size(make_config({{"size", "auto"}, {"reserve", "512M"}}), desktop, "g").first,
             6 * GiB + 512 * MiB);
 }
 
 TEST(Sizing, AutoRoundsDownToTheGranularity)
 {
   const GpuMemory m{8 * GiB, 5 * GiB + 3 * MiB + 17, false};
-  const SizePlan p = plan_size(config_with({{"size", "auto"}}), m, "g");
+  const SizePlan p = plan_size(make_config({{"size", "auto"}}), m, "g");
   EXPECT_EQ(p.first % size_granularity, 0u);
   EXPECT_EQ(p.first, 4 * GiB + 2 * MiB);
 }
@@ -57,23 +52,23 @@ TEST(Sizing, AutoRoundsDownToTheGranularity)
 TEST(Sizing, MaxTakesAllThatIsFree)
 {
   const GpuMemory m{80 * GiB, 79 * GiB, false};
-  EXPECT_EQ(plan_size(config_with({{"size", "max"}}), m, "g").first, 79 * GiB);
+  EXPECT_EQ(plan_size(make_config({{"size", "max"}}), m, "g").first, 79 * GiB);
 }
 
 TEST(Sizing, ExplicitSizeDoesNotShrinkUnlessAllowed)
 {
   const GpuMemory m{8 * GiB, 6 * GiB, false};
-  const SizePlan fits = plan_size(config_with({{"size", "4G"}}), m, "g");
+  const SizePlan fits = plan_size(make_config({{"size", "4G"}}), m, "g");
   EXPECT_EQ(fits.first, 4 * GiB);
   EXPECT_EQ(fits.minimum, 4 * GiB);
   EXPECT_EQ(backoff_sizes(fits), std::vector<uint64_t>{4 * GiB});
 
-  const std::string e = sizing_error(config_with({{"size", "7G"}}), m);
+  const std::string e = sizing_error(make_config({{"size", "7G"}}), m);
   EXPECT_NE(e.find("6.0 GiB of VRAM free"), std::string::npos) << e;
   EXPECT_NE(e.find("less than size=7.0 GiB"), std::string::npos) << e;
   EXPECT_NE(e.find("min-size="), std::string::npos) << e;
 
-  const SizePlan shrunk = plan_size(config_with({{"size", "7G"}, {"min-size", "2G"}}), m, "g");
+  const SizePlan shrunk = plan_size(make_config({{"size", "7G"}, {"min-size", "2G"}}), m, "g");
   EXPECT_EQ(shrunk.first, 6 * GiB);
   EXPECT_EQ(shrunk.minimum, 2 * GiB);
 }
@@ -81,7 +76,7 @@ TEST(Sizing, ExplicitSizeDoesNotShrinkUnlessAllowed)
 TEST(Sizing, AutoWithTooLittleFreeExplainsWhy)
 {
   const GpuMemory m{8 * GiB, 900 * MiB, false};
-  const std::string e = sizing_error(config_with({{"size", "auto"}}), m);
+  const std::string e = sizing_error(make_config({{"size", "auto"}}), m);
   EXPECT_NE(e.find("reserve=1.0 GiB"), std::string::npos) << e;
   EXPECT_NE(e.find("lower reserve="), std::string::npos) << e;
 }
@@ -89,7 +84,7 @@ TEST(Sizing, AutoWithTooLittleFreeExplainsWhy)
 TEST(Sizing, BelowMinSizeIsAnError)
 {
   const GpuMemory m{8 * GiB, 1 * GiB + 100 * MiB, false};
-  const std::string e = sizing_error(config_with({{"size", "auto"}, {"reserve", "1G"}}), m);
+  const std::string e = sizing_error(make_config({{"size", "auto"}, {"reserve", "1G"}}), m);
   EXPECT_NE(e.find("below min-size=256.0 MiB"), std::string::npos) << e;
 }
 

@@ -4,6 +4,7 @@
 #include "byte_size.hpp"
 #include "config.hpp"
 #include "cuda_driver.hpp"
+#include "make_config.hpp"
 #include "vram_store.hpp"
 
 #include <gtest/gtest.h>
@@ -55,13 +56,9 @@ protected:
     std::filesystem::remove_all(dir_);
   }
 
-  VramStore &open(std::initializer_list<std::pair<const char *, const char *>> params,
-                  unsigned lanes = 4)
+  VramStore &open(test::Params params, unsigned lanes = 4)
   {
-    ConfigBuilder b;
-    for (auto [k, v] : params)
-      b.set(k, v);
-    config_ = b.finish();
+    config_ = test::make_config(params);
     std::string error;
     driver_ = CudaDriver::load(error);
     EXPECT_TRUE(driver_) << error;
