@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 namespace vram {
@@ -45,6 +46,13 @@ std::string strformat(const char *fmt, ...)
   }
   va_end(ap2);
   return out;
+}
+
+std::string errno_text(int errnum)
+{
+  if (const char *text = strerrordesc_np(errnum))
+    return text;
+  return "error " + std::to_string(errnum);
 }
 
 void log_message(LogLevel level, const std::string &message)

@@ -16,6 +16,11 @@ void set_log_sink(LogSink sink);
 
 void log_message(LogLevel level, const std::string &message);
 
+// "Operation not permitted" for EPERM.  Untranslated on purpose: glibc's
+// strerror() goes through gettext, whose locale lock then deadlocks
+// nbdkit's exit under AddressSanitizer.
+std::string errno_text(int errnum);
+
 inline void log_debug(const std::string &m) { log_message(LogLevel::debug, m); }
 inline void log_info(const std::string &m) { log_message(LogLevel::info, m); }
 inline void log_warning(const std::string &m) { log_message(LogLevel::warning, m); }

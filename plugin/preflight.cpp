@@ -1,5 +1,7 @@
 #include "preflight.hpp"
 
+#include "logging.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -55,12 +57,12 @@ Inventory probe_gpus_in_child(unsigned init_timeout_s, const WantFree &want_free
 {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0)
-    return failure(std::string("cannot probe the GPU: pipe: ") + std::strerror(errno));
+    return failure(std::string("cannot probe the GPU: pipe: ") + errno_text(errno));
   Fd read_end(fds[0]), write_end(fds[1]);
 
   const pid_t pid = ::fork();
   if (pid < 0)
-    return failure(std::string("cannot probe the GPU: fork: ") + std::strerror(errno));
+    return failure(std::string("cannot probe the GPU: fork: ") + errno_text(errno));
   if (pid == 0) {
     read_end.reset();
     write_all(write_end.get(), serialize(probe_gpus(init_timeout_s, want_free)));
@@ -101,7 +103,7 @@ Inventory probe_gpus_in_child(unsigned init_timeout_s, const WantFree &want_free
                    " s while probing the GPUs; check nvidia-smi and the kernel log");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return failure("the GPU probe process crashed inside the NVIDIA driver (" +
-                   std::string(WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exit") +
+                   (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status)) : "exit status " + std::to_string(WEXITSTATUS(status))) +
                    "); check nvidia-smi and the kernel log");
   auto inv = deserialize(text);
   if (!inv)

@@ -1,5 +1,7 @@
 #include "swap_safety.hpp"
 
+#include "logging.hpp"
+
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
@@ -19,9 +21,9 @@ ProtectionResult enable_io_flusher()
   if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) == 0)
     return {true, "PR_SET_IO_FLUSHER set"};
   const int e = errno;
-  std::string why = std::strerror(e);
+  std::string why = errno_text(e);
   if (e == EPERM)
-    why += " (needs CAP_SYS_RESOURCE: run nbdkit as root)";
+    why += " (needs CAP_SYS_RESOURCE: run nbdkit as root, with that capability if in a container)";
   else if (e == EINVAL)
     why += " (the kernel is older than 5.6)";
   return {false, "PR_SET_IO_FLUSHER: " + why};
@@ -49,7 +51,7 @@ ProtectionResult lock_all_memory()
       return {true, "mlockall done (without MCL_ONFAULT)"};
   }
   const int e = errno;
-  std::string why = std::strerror(e);
+  std::string why = errno_text(e);
   if (e == ENOMEM || e == EPERM)
     why += " (raise RLIMIT_MEMLOCK, e.g. LimitMEMLOCK=infinity, or run as root)";
   return {false, "mlockall: " + why};

@@ -254,7 +254,9 @@ void vram_dump_plugin()
   std::printf("vram_version=%s\n", NBDKIT_VRAM_VERSION);
   std::printf("vram_cuda_header=%s\n", format_driver_version(CUDA_VERSION).c_str());
   std::printf("vram_driver_library=%s\n", CudaDriver::library_path().c_str());
-  const Inventory inv = probe_gpus(10, [](const GpuInfo &) { return true; });
+  // In a child, like the pre-start check: a driver that crashes or hangs
+  // must not take nbdkit with it.
+  const Inventory inv = probe_gpus_in_child(10, [](const GpuInfo &) { return true; }, 120);
   if (inv.driver_version)
     std::printf("vram_cuda_driver=%s\n", format_driver_version(inv.driver_version).c_str());
   std::printf("vram_gpu_count=%zu\n", inv.gpus.size());
