@@ -2,6 +2,7 @@
 socket closed while it was still sending) does not disturb nbdkit: other
 clients keep being served, with the right data."""
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import threading
 
 import nbd
 
-from .helpers import MiB, RawNbdClient, assert_same, read_export
+from .helpers import MiB, RawNbdClient, assert_same, read_export, wait_until
 
 # Issues big requests without waiting for them, says so, then blocks.
 CLIENT = r"""
@@ -75,6 +76,12 @@ def test_clients_killed_mid_request_leave_others_served(vram, connect):
         other.join()
     assert not errors, errors
     assert server.alive()
+    # nbdkit did notice: writes cut short in their payload, and replies to
+    # reads that nobody was there to receive.
+    wait_until(lambda: re.search(r"write (error )?reply.*: (Broken pipe|Connection reset)",
+                                 server.log_text()), what="nbdkit to fail a read's reply")
+    wait_until(lambda: server.log_text().count("read data: NBD_CMD_WRITE") == 2,
+               what="nbdkit to see two writes cut short")
 
     h = connect(server)
     assert_same(read_export(h, 0, 16 * MiB), data, "the other client's data")
@@ -102,6 +109,8 @@ def test_client_that_hangs_up_while_sending_a_write(vram, connect):
         raw.close()
 
     assert server.alive()
+    wait_until(lambda: server.log_text().count("read data: NBD_CMD_WRITE") == 3,
+               what="nbdkit to see the three writes cut short")
     assert_same(h.pread(2 * MiB, 1 * MiB), before, "data under the cut-short write")
     assert_same(server.vram_read(1 * MiB, 2 * MiB), before, "VRAM under the cut-short write")
     h.pwrite(b"still here", 0)

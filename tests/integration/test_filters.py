@@ -21,10 +21,9 @@ def round_trip(server, connect, seed=1):
     h.trim(4096, 4 * MiB)
     h.flush()
     expected = bytearray(data)
-    expected[:4096] = bytes(4096)
+    expected[:4096] = bytes(4096)  # the zero
     trimmed = 4 * MiB - (3 * MiB + 5)
-    expected[trimmed:trimmed + 4096] = bytes(4096)  # (cut short by the end of data)
-    expected = bytes(expected[:len(data)])
+    expected[trimmed:] = bytes(len(data) - trimmed)  # the trim covers the tail
     assert_same(connect(server).pread(len(data), 3 * MiB + 5), expected, "second connection")
     assert_same(server.vram_read(3 * MiB + 5, len(data)), expected, "fake VRAM file")
     return h

@@ -11,7 +11,7 @@ from .helpers import KiB, MiB, assert_same, assert_zero, read_export
 AREA = 8 * MiB
 
 
-def fill(server, h, seed=1):
+def fill(h, seed=1):
     data = bytearray(random.Random(seed).randbytes(AREA))
     # No zero bytes, so that a stray zero anywhere shows.
     data = data.replace(b"\0", b"\1")
@@ -38,7 +38,7 @@ OPERATIONS = {
 def test_range_reads_as_zeros_and_neighbours_are_intact(vram, connect, operation):
     server = vram("size=16M")
     h = connect(server)
-    expected = fill(server, h)
+    expected = fill(h)
     for offset, length in RANGES[:-1]:
         OPERATIONS[operation](h, length, offset)
         expected[offset:offset + length] = bytes(length)

@@ -102,7 +102,8 @@ class Server:
         return self.proc.poll() is None
 
     def log(self):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.logfile.read_text(errors="replace")
 
     def stop(self, timeout=30):
