@@ -8,7 +8,9 @@
 #
 # Environment: NBDKIT (nbdkit binary), MEMORY_PLUGIN (path or name),
 # VRAM_PLUGIN, LOADGEN, SIZE (export size, default 4G), SPAN (region the
-# load touches, default 1G), DURATION (seconds per point, default 5).
+# load touches, default 1G), DURATION (seconds per point, default 5),
+# NBDKIT_ARGS (extra nbdkit flags, given to both servers), VRAM_ARGS
+# (extra vram plugin parameters, e.g. "wait=spin lanes=32").
 set -euo pipefail
 quick=
 if [[ ${1:-} == --quick ]]; then quick=1; shift; fi
@@ -32,7 +34,8 @@ results=$out/results.jsonl
 serve() { # name plugin args...
   local name=$1; shift
   rm -f "$sock" "$sock.pid"
-  "$NBDKIT" -f -U "$sock" -P "$sock.pid" "$@" >"$out/$name-server.log" 2>&1 &
+  # shellcheck disable=SC2086 # NBDKIT_ARGS is a list of flags
+  "$NBDKIT" -f -U "$sock" -P "$sock.pid" ${NBDKIT_ARGS:-} "$@" >"$out/$name-server.log" 2>&1 &
   server=$!
   for _ in $(seq 300); do [[ -s $sock.pid ]] && return 0; kill -0 $server 2>/dev/null || break; sleep 0.1; done
   echo "compare.sh: $name server did not start:" >&2; cat "$out/$name-server.log" >&2; exit 1
@@ -64,7 +67,8 @@ matrix() { # name
 serve memory "$MEMORY_PLUGIN" "size=$SIZE"
 matrix memory
 stop
-serve vram "$VRAM_PLUGIN" "size=$SIZE"
+# shellcheck disable=SC2086 # VRAM_ARGS is a list of parameters
+serve vram "$VRAM_PLUGIN" "size=$SIZE" ${VRAM_ARGS:-}
 matrix vram
 stop
 

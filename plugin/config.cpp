@@ -20,7 +20,8 @@ const char *const config_help =
   "chunk-size=<SIZE>         Pipelining chunk of a lane (256K).\n"
   "swap-safety=attempt|require|off\n"
   "                          Swap deadlock protections (default attempt).\n"
-  "init-timeout=<SECONDS>    How long to wait for a driver that is not ready (10).\n";
+  "init-timeout=<SECONDS>    How long to wait for a driver that is not ready (10).\n"
+  "wait=auto|spin|yield|block How threads wait for the GPU (auto).\n";
 
 namespace {
 
@@ -47,6 +48,17 @@ unsigned parse_unsigned_param(std::string_view key, std::string_view value,
 }
 
 } // namespace
+
+std::string_view to_string(WaitMode w)
+{
+  switch (w) {
+  case WaitMode::automatic: return "auto";
+  case WaitMode::spin: return "spin";
+  case WaitMode::yield: return "yield";
+  case WaitMode::block: return "block";
+  }
+  return "?";
+}
 
 std::string_view to_string(SwapSafety s)
 {
@@ -125,10 +137,20 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
                         "or 'off'");
   } else if (key == "init-timeout") {
     config_.init_timeout_s = parse_unsigned_param(key, value, 0, 3600);
+  } else if (key == "wait") {
+    if (value == "auto") config_.wait = WaitMode::automatic;
+    else if (value == "spin") config_.wait = WaitMode::spin;
+    else if (value == "yield") config_.wait = WaitMode::yield;
+    else if (value == "block") config_.wait = WaitMode::block;
+    else
+      throw ConfigError("wait=" + std::string(value) +
+                        ": expected 'auto' (the driver's choice), 'spin' (lowest latency, "
+                        "a busy core per waiting request), 'yield' or 'block' (least CPU "
+                        "and power, more latency)");
   } else {
     throw ConfigError("unknown parameter '" + std::string(key) +
                       "': accepted parameters are size, reserve, step, min-size, "
-                      "device, lanes, chunk-size, swap-safety, init-timeout "
+                      "device, lanes, chunk-size, swap-safety, init-timeout, wait "
                       "(see nbdkit-vram-plugin(1))");
   }
 }

@@ -27,6 +27,10 @@ enum class SwapSafety {
   off,     // apply nothing (for tests of the protections themselves)
 };
 
+// How a thread waits for the GPU: spin (lowest latency, burns a core while
+// waiting), yield, or block (sleeps, costs latency, saves power).
+enum class WaitMode { automatic, spin, yield, block };
+
 struct Config {
   SizeRequest size;
   std::optional<uint64_t> reserve;  // default depends on the GPU (display)
@@ -37,6 +41,7 @@ struct Config {
   uint64_t chunk_size;
   SwapSafety swap_safety = SwapSafety::attempt;
   unsigned init_timeout_s = 10;
+  WaitMode wait = WaitMode::automatic;
 };
 
 // Text for --help: one line per parameter.
@@ -57,5 +62,6 @@ private:
 };
 
 std::string_view to_string(SwapSafety s);
+std::string_view to_string(WaitMode w);
 
 } // namespace vram

@@ -74,6 +74,7 @@ std::unique_ptr<CudaDriver> CudaDriver::load(std::string &error)
     entry("cuDeviceGetAttribute", a.DeviceGetAttribute),
     entry("cuDevicePrimaryCtxRetain", a.DevicePrimaryCtxRetain),
     entry("cuDevicePrimaryCtxRelease", a.DevicePrimaryCtxRelease),
+    entry("cuDevicePrimaryCtxSetFlags", a.DevicePrimaryCtxSetFlags),
     entry("cuCtxSetCurrent", a.CtxSetCurrent),
     entry("cuMemGetInfo", a.MemGetInfo),
     entry("cuMemAlloc", a.MemAlloc),

@@ -27,6 +27,7 @@ struct CudaApi {
   decltype(&::cuDeviceGetAttribute) DeviceGetAttribute = nullptr;
   decltype(&::cuDevicePrimaryCtxRetain) DevicePrimaryCtxRetain = nullptr;
   decltype(&::cuDevicePrimaryCtxRelease) DevicePrimaryCtxRelease = nullptr;
+  decltype(&::cuDevicePrimaryCtxSetFlags) DevicePrimaryCtxSetFlags = nullptr;
   decltype(&::cuCtxSetCurrent) CtxSetCurrent = nullptr;
   decltype(&::cuMemGetInfo) MemGetInfo = nullptr;
   decltype(&::cuMemAlloc) MemAlloc = nullptr;

@@ -26,6 +26,17 @@ std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Confi
   if (r != CUDA_SUCCESS)
     throw StartupError(layout.gpu_label + ": " + failed_call(driver, "cuDeviceGet", r));
 
+  // Before the context exists: the flags of a live primary context can no
+  // longer change.
+  if (config.wait != WaitMode::automatic) {
+    const unsigned flags = config.wait == WaitMode::spin    ? CU_CTX_SCHED_SPIN
+                           : config.wait == WaitMode::yield ? CU_CTX_SCHED_YIELD
+                                                            : CU_CTX_SCHED_BLOCKING_SYNC;
+    if ((r = cu.DevicePrimaryCtxSetFlags(dev, flags)) != CUDA_SUCCESS)
+      throw StartupError(layout.gpu_label + ": cannot set wait=" +
+                         std::string(to_string(config.wait)) + ": " + driver.describe(r));
+  }
+
   CUcontext ctx = nullptr;
   if ((r = cu.DevicePrimaryCtxRetain(&ctx, dev)) != CUDA_SUCCESS)
     throw StartupError(layout.gpu_label + ": cannot create a CUDA context (" +

@@ -51,7 +51,7 @@ TEST(Config, EveryParameter)
   const Config c = make_config({{"size", "auto"}, {"reserve", "2G"}, {"step", "256M"},
                           {"min-size", "1G"}, {"device", "GPU-8a3c1f2e-0b4d-4e5f-9a6b-7c8d9e0f1a2b"},
                           {"lanes", "8"}, {"chunk-size", "1M"}, {"swap-safety", "require"},
-                          {"init-timeout", "0"}});
+                          {"init-timeout", "0"}, {"wait", "block"}});
   EXPECT_EQ(*c.reserve, 2 * GiB);
   EXPECT_EQ(c.step, 256 * MiB);
   EXPECT_EQ(*c.min_size, 1 * GiB);
@@ -60,6 +60,7 @@ TEST(Config, EveryParameter)
   EXPECT_EQ(c.chunk_size, 1 * MiB);
   EXPECT_EQ(c.swap_safety, SwapSafety::require);
   EXPECT_EQ(c.init_timeout_s, 0u);
+  EXPECT_EQ(c.wait, WaitMode::block);
 }
 
 TEST(Config, ErrorsNameTheParameterAndTheAcceptedForms)
@@ -78,5 +79,6 @@ TEST(Config, ErrorsNameTheParameterAndTheAcceptedForms)
   expect_error({{"size", "1G"}, {"chunk-size", "1000"}}, "chunk-size=1000");
   expect_error({{"size", "1G"}, {"swap-safety", "yes"}}, "swap-safety=yes: expected 'attempt'");
   expect_error({{"size", "1G"}, {"init-timeout", "-1"}}, "init-timeout=-1");
+  expect_error({{"size", "1G"}, {"wait", "busy"}}, "wait=busy: expected 'auto'");
   expect_error({{"size", "1G"}, {"colour", "blue"}}, "unknown parameter 'colour'");
 }
