@@ -16,5 +16,5 @@ for d in "$carry"/debs/*.deb; do dpkg -x "$d" "$carry/root"; done
 rm -rf "$carry/debs" "$carry/root/usr/share/doc" "$carry/root/usr/share/man"
 cp "$build/plugin/nbdkit-vram-plugin.so" "$carry/build/plugin/"
 cp "$build/tests/gpu/nbd-verify" "$carry/build/tests/gpu/"
-cp "$build/bench/nbd-loadgen" "$carry/build/bench/"
+cp "$build/bench/nbd-loadgen" "$build/bench/core-bench" "$carry/build/bench/"
 du -sh "$carry"
