@@ -1,17 +1,22 @@
-// nbd-loadgen: a closed-loop NBD load generator over libnbd, one
-// connection per thread, one request in flight per connection.  It runs
-// where fio cannot be installed (the GPU machine) and prints JSON.
+// nbd-loadgen: an NBD load generator over libnbd, one connection per
+// thread, with a chosen number of requests in flight per connection.  It
+// runs where fio cannot be installed (the GPU machine) and prints JSON.
 //
-//   nbd-loadgen URI [--connections N] [--bs BYTES] [--pattern rand|seq]
-//                   [--read-pct P] [--duration S] [--sporadic-ms MS]
-//                   [--span BYTES] [--prefill] [--label TEXT]
+//   nbd-loadgen URI [--connections N] [--qd N] [--bs BYTES]
+//                   [--pattern rand|seq] [--read-pct P] [--duration S]
+//                   [--sporadic-ms MS] [--span BYTES] [--prefill]
+//                   [--verify] [--label TEXT]
 //
-// --prefill writes the whole span once before measuring, so servers that
-// keep unwritten blocks sparse (nbdkit-memory-plugin) are measured on
-// data, as the plugin under test always is.
-//
+// --qd 1 (the default) uses libnbd's synchronous calls; deeper queues use
+//   its asynchronous API.
 // --sporadic-ms issues one request every MS milliseconds per connection
-// (like ioping), to measure the latency of an idle device.
+//   (like ioping), to measure the latency of an otherwise idle device.
+// --prefill writes the whole span once before measuring, so servers that
+//   keep unwritten blocks sparse (nbdkit-memory-plugin) are measured on
+//   data, as the vram plugin always is.
+// --verify implies --prefill: every block carries a pattern derived from
+//   its offset and a per-block generation; writes bump the generation,
+//   reads check it.  Mismatches are counted and make the exit status 1.
 #include <libnbd.h>
 
 #include <algorithm>
@@ -59,6 +64,7 @@ uint64_t parse_u64(const char *s)
 struct Options {
   std::string uri;
   unsigned connections = 1;
+  unsigned qd = 1;
   uint64_t bs = 4096;
   bool random = true;
   unsigned read_pct = 50;
@@ -67,11 +73,145 @@ struct Options {
   uint64_t span = 0;
   std::string label;
   bool prefill = false;
+  bool verify = false;
 };
+
+// Every 8-byte word of a block depends on the block and its generation.
+void fill(uint64_t *words, size_t n, uint64_t slot, uint32_t gen)
+{
+  uint64_t x = slot * 0x9e3779b97f4a7c15ULL ^ (uint64_t{gen} << 32 | 0x5bd1e995);
+  for (size_t i = 0; i < n; ++i) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 29;
+    words[i] = x + i;
+  }
+}
 
 struct ThreadResult {
   std::vector<uint32_t> latency_ns;
-  uint64_t reads = 0, writes = 0;
+  uint64_t reads = 0, writes = 0, mismatches = 0;
+};
+
+// One request slot of a connection's queue.
+struct Request {
+  std::vector<uint64_t> buf;
+  clock_type::time_point issued;
+  uint64_t slot = 0;
+  bool read = false;
+  bool busy = false;
+  int error = 0;
+};
+
+struct Worker {
+  const Options &o;
+  nbd_handle *h;
+  uint64_t slots;
+  unsigned index;
+  std::vector<uint32_t> &generation; // per block, for --verify
+  std::vector<uint8_t> &in_flight;   // per block, for --verify with qd > 1
+  ThreadResult &r;
+  std::mt19937_64 rng;
+  uint64_t seq;
+
+  uint64_t pick_slot()
+  {
+    for (;;) {
+      uint64_t s = o.random ? rng() % slots : seq++ % slots;
+      // With --verify each connection owns the blocks s % connections ==
+      // its index, so no two requests race on one block.
+      if (o.verify) {
+        s = s - s % o.connections + index;
+        if (s >= slots || in_flight[s]) continue;
+      }
+      return s;
+    }
+  }
+
+  void prepare(Request &q)
+  {
+    q.slot = pick_slot();
+    q.read = rng() % 100 < o.read_pct;
+    if (o.verify) {
+      in_flight[q.slot] = 1;
+      if (!q.read) fill(q.buf.data(), q.buf.size(), q.slot, ++generation[q.slot]);
+    }
+  }
+
+  void finish(Request &q)
+  {
+    const auto now = clock_type::now();
+    if (q.error) die(std::string(q.read ? "read: " : "write: ") + std::strerror(q.error));
+    r.latency_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(
+      UINT32_MAX, std::chrono::duration_cast<std::chrono::nanoseconds>(now - q.issued).count())));
+    (q.read ? r.reads : r.writes)++;
+    if (o.verify) {
+      if (q.read) {
+        std::vector<uint64_t> want(q.buf.size());
+        fill(want.data(), want.size(), q.slot, generation[q.slot]);
+        if (want != q.buf && r.mismatches++ == 0)
+          std::fprintf(stderr, "nbd-loadgen: MISMATCH in block at offset %" PRIu64 "\n", q.slot * o.bs);
+      }
+      in_flight[q.slot] = 0;
+    }
+  }
+
+  void run_sync(clock_type::time_point end)
+  {
+    Request q;
+    q.buf.resize(o.bs / 8);
+    auto next_issue = clock_type::now();
+    while (clock_type::now() < end) {
+      if (o.sporadic_ms > 0) {
+        next_issue += std::chrono::microseconds(static_cast<int64_t>(o.sporadic_ms * 1000));
+        std::this_thread::sleep_until(next_issue);
+      }
+      prepare(q);
+      q.issued = clock_type::now();
+      const int rc = q.read ? nbd_pread(h, q.buf.data(), o.bs, q.slot * o.bs, 0)
+                            : nbd_pwrite(h, q.buf.data(), o.bs, q.slot * o.bs, 0);
+      q.error = rc == -1 ? (nbd_get_errno() ? nbd_get_errno() : EIO) : 0;
+      finish(q);
+    }
+  }
+
+  static int completed(void *user_data, int *error)
+  {
+    auto *q = static_cast<Request *>(user_data);
+    q->error = *error;
+    q->busy = false;
+    return 1;
+  }
+
+  void run_async(clock_type::time_point end)
+  {
+    std::vector<Request> queue(o.qd);
+    for (auto &q : queue) q.buf.resize(o.bs / 8);
+    unsigned outstanding = 0;
+    bool stopping = false;
+    for (;;) {
+      stopping = stopping || clock_type::now() >= end;
+      for (auto &q : queue) {
+        if (q.busy || !q.issued.time_since_epoch().count()) continue;
+        finish(q); // completed since the last pass
+        q.issued = {};
+        --outstanding;
+      }
+      if (!stopping)
+        for (auto &q : queue) {
+          if (q.busy || q.issued.time_since_epoch().count()) continue;
+          prepare(q);
+          q.busy = true;
+          q.issued = clock_type::now();
+          nbd_completion_callback cb{completed, &q, nullptr};
+          const int64_t cookie =
+            q.read ? nbd_aio_pread(h, q.buf.data(), o.bs, q.slot * o.bs, cb, 0)
+                   : nbd_aio_pwrite(h, q.buf.data(), o.bs, q.slot * o.bs, cb, 0);
+          if (cookie == -1) die(std::string("aio: ") + nbd_get_error());
+          ++outstanding;
+        }
+      if (outstanding == 0 && stopping) break;
+      if (nbd_poll(h, -1) == -1) die(std::string("poll: ") + nbd_get_error());
+    }
+  }
 };
 
 double percentile(std::vector<uint32_t> &v, double p)
@@ -94,6 +234,7 @@ int main(int argc, char **argv)
       return argv[++i];
     };
     if (a == "--connections") o.connections = static_cast<unsigned>(parse_u64(next()));
+    else if (a == "--qd") o.qd = static_cast<unsigned>(parse_u64(next()));
     else if (a == "--bs") o.bs = parse_u64(next());
     else if (a == "--pattern") o.random = std::string(next()) == "rand";
     else if (a == "--read-pct") o.read_pct = static_cast<unsigned>(parse_u64(next()));
@@ -102,10 +243,12 @@ int main(int argc, char **argv)
     else if (a == "--span") o.span = parse_u64(next());
     else if (a == "--label") o.label = next();
     else if (a == "--prefill") o.prefill = true;
+    else if (a == "--verify") o.verify = o.prefill = true;
     else if (o.uri.empty() && a.rfind("--", 0) != 0) o.uri = a;
     else die("unknown option " + a);
   }
-  if (o.uri.empty() || o.connections == 0 || o.bs == 0) die("usage: nbd-loadgen URI [options]");
+  if (o.uri.empty() || o.connections == 0 || o.qd == 0 || o.bs == 0 || o.bs % 8)
+    die("usage: nbd-loadgen URI [options] (bs a multiple of 8)");
 
   std::vector<Nbd> handles;
   for (unsigned i = 0; i < o.connections; ++i) {
@@ -119,49 +262,32 @@ int main(int argc, char **argv)
   const uint64_t span = std::min<uint64_t>(o.span ? o.span : static_cast<uint64_t>(size),
                                            static_cast<uint64_t>(size));
   const uint64_t slots = span / o.bs;
-  if (slots == 0) die("export smaller than one block");
+  if (slots < o.connections * o.qd) die("span too small for connections x qd blocks");
 
+  std::vector<uint32_t> generation(o.verify ? slots : 0);
+  std::vector<uint8_t> in_flight(o.verify ? slots : 0);
   if (o.prefill) {
-    std::vector<uint8_t> block(1 << 20, 0x5a);
-    for (uint64_t off = 0; off < span; off += block.size()) {
-      const uint64_t n = std::min<uint64_t>(block.size(), span - off);
-      if (nbd_pwrite(handles[0].get(), block.data(), n, off, 0) == -1)
+    std::vector<uint64_t> block(o.bs / 8, 0x5a5a5a5a5a5a5a5aULL);
+    for (uint64_t s = 0; s < slots; ++s) {
+      if (o.verify) fill(block.data(), block.size(), s, 0);
+      if (nbd_pwrite(handles[0].get(), block.data(), o.bs, s * o.bs, 0) == -1)
         die(std::string("prefill: ") + nbd_get_error());
     }
   }
 
   std::vector<ThreadResult> results(o.connections);
   std::atomic<bool> go{false};
-  const auto deadline_after = std::chrono::duration<double>(o.duration);
   std::vector<std::thread> threads;
   for (unsigned t = 0; t < o.connections; ++t)
     threads.emplace_back([&, t] {
-      nbd_handle *h = handles[t].get();
-      ThreadResult &r = results[t];
-      r.latency_ns.reserve(1 << 20);
-      std::mt19937_64 rng(1234 + t);
-      std::vector<uint8_t> buf(o.bs);
-      for (auto &b : buf) b = static_cast<uint8_t>(rng());
-      uint64_t seq = (slots / o.connections) * t;
+      Worker w{o, handles[t].get(), slots, t, generation, in_flight, results[t],
+               std::mt19937_64(1234 + t), (slots / o.connections) * t};
+      results[t].latency_ns.reserve(1 << 20);
       while (!go.load()) std::this_thread::yield();
-      const auto start = clock_type::now();
-      auto next_issue = start;
-      while (clock_type::now() - start < deadline_after) {
-        if (o.sporadic_ms > 0) {
-          next_issue += std::chrono::microseconds(static_cast<int64_t>(o.sporadic_ms * 1000));
-          std::this_thread::sleep_until(next_issue);
-        }
-        const uint64_t slot = o.random ? rng() % slots : (seq++ % slots);
-        const bool read = rng() % 100 < o.read_pct;
-        const auto t0 = clock_type::now();
-        const int rc = read ? nbd_pread(h, buf.data(), o.bs, slot * o.bs, 0)
-                            : nbd_pwrite(h, buf.data(), o.bs, slot * o.bs, 0);
-        const auto t1 = clock_type::now();
-        if (rc == -1) die(std::string(read ? "read: " : "write: ") + nbd_get_error());
-        r.latency_ns.push_back(static_cast<uint32_t>(
-          std::min<int64_t>(UINT32_MAX, std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count())));
-        (read ? r.reads : r.writes)++;
-      }
+      const auto end = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
+                                             std::chrono::duration<double>(o.duration));
+      if (o.qd == 1) w.run_sync(end);
+      else w.run_async(end);
     });
   const auto t0 = clock_type::now();
   go = true;
@@ -169,19 +295,21 @@ int main(int argc, char **argv)
   const double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
 
   std::vector<uint32_t> all;
-  uint64_t reads = 0, writes = 0;
+  uint64_t reads = 0, writes = 0, mismatches = 0;
   for (auto &r : results) {
     all.insert(all.end(), r.latency_ns.begin(), r.latency_ns.end());
     reads += r.reads;
     writes += r.writes;
+    mismatches += r.mismatches;
   }
   const double ops = static_cast<double>(reads + writes);
-  std::printf("{\"label\": \"%s\", \"connections\": %u, \"bs\": %" PRIu64 ", \"pattern\": \"%s\", "
-              "\"read_pct\": %u, \"sporadic_ms\": %g, \"duration_s\": %.3f, \"ops\": %.0f, "
-              "\"ops_per_s\": %.0f, \"mb_per_s\": %.1f, \"lat_us_p50\": %.1f, \"lat_us_p99\": %.1f, "
-              "\"lat_us_p999\": %.1f}\n",
-              o.label.c_str(), o.connections, o.bs, o.random ? "rand" : "seq", o.read_pct,
+  std::printf("{\"label\": \"%s\", \"connections\": %u, \"qd\": %u, \"bs\": %" PRIu64
+              ", \"pattern\": \"%s\", \"read_pct\": %u, \"sporadic_ms\": %g, \"duration_s\": %.3f, "
+              "\"ops\": %.0f, \"ops_per_s\": %.0f, \"mb_per_s\": %.1f, \"lat_us_p50\": %.1f, "
+              "\"lat_us_p99\": %.1f, \"lat_us_p999\": %.1f, \"verified\": %s, \"mismatches\": %" PRIu64 "}\n",
+              o.label.c_str(), o.connections, o.qd, o.bs, o.random ? "rand" : "seq", o.read_pct,
               o.sporadic_ms, elapsed, ops, ops / elapsed, ops * static_cast<double>(o.bs) / elapsed / 1e6,
-              percentile(all, 50), percentile(all, 99), percentile(all, 99.9));
-  return 0;
+              percentile(all, 50), percentile(all, 99), percentile(all, 99.9),
+              o.verify ? "true" : "false", mismatches);
+  return mismatches ? 1 : 0;
 }
