@@ -44,6 +44,11 @@ struct Config {
   WaitMode wait = WaitMode::automatic;
 };
 
+// lanes= when not given: nbdkit runs up to 16 requests per connection at
+// once, and a request waiting for a free lane costs more than the GPU copy
+// itself, so several lanes per CPU; capped because each pins host memory.
+unsigned default_lanes(long online_cpus);
+
 // Text for --help: one line per parameter.
 extern const char *const config_help;
 

@@ -180,7 +180,7 @@ int vram_get_ready()
     state->layout.gpu_label = gpu->label();
     state->layout.display = gpu->display;
     const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    state->layout.lanes = config.lanes ? config.lanes : static_cast<unsigned>(cpus > 0 ? cpus : 1);
+    state->layout.lanes = config.lanes ? config.lanes : default_lanes(cpus);
     return 0;
   });
 }

@@ -3,7 +3,10 @@
 # make-carry.sh: the GPU test suite, then the memory-vs-vram comparison.
 # Logs go to $OUT (the device tool's output folder) or ./device-out.
 #
-#   bash tests/gpu/device-run.sh [tests|bench|all]
+#   bash tests/gpu/device-run.sh [tests|bench|lanes|all]
+#
+# bench: bench/compare.sh (vram vs memory plugin) and bench/core-bench;
+# lanes: the quick comparison at lanes=16, 32 and 64.
 set -uo pipefail
 what=${1:-all}
 top=$PWD
@@ -30,8 +33,16 @@ if [[ $what == tests || $what == all ]]; then
   rc=${PIPESTATUS[0]}
 fi
 if [[ $what == bench || $what == all ]]; then
-  NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so \
-    bash bench/compare.sh "$out/bench" 2>&1 | tee "$out/bench.log"
-  cp "$out/bench/results.jsonl" "$out/bench-results.jsonl" 2>/dev/null
+  export NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so
+  bash bench/compare.sh "$out/bench" 2>&1 | tee "$out/bench.log"
+  cp "$out/bench/results.jsonl" "$out/compare.jsonl" 2>/dev/null
+  "$VRAM_BUILD_DIR/bench/core-bench" --threads 1,2,4,8,16,32 --duration 2 | tee "$out/core-bench.jsonl"
+fi
+if [[ $what == lanes ]]; then
+  for lanes in 16 32 64; do
+    echo "--- lanes=$lanes"
+    NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so \
+      VRAM_ARGS="lanes=$lanes" bash bench/compare.sh --quick "$out/lanes-$lanes" | tail -6
+  done 2>&1 | tee "$out/lanes.log"
 fi
 exit "$rc"

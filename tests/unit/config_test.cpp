@@ -82,3 +82,12 @@ TEST(Config, ErrorsNameTheParameterAndTheAcceptedForms)
   expect_error({{"size", "1G"}, {"wait", "busy"}}, "wait=busy: expected 'auto'");
   expect_error({{"size", "1G"}, {"colour", "blue"}}, "unknown parameter 'colour'");
 }
+
+TEST(Config, DefaultLanesScaleWithCpusWithinBounds)
+{
+  EXPECT_EQ(default_lanes(0), 4u);
+  EXPECT_EQ(default_lanes(1), 4u);
+  EXPECT_EQ(default_lanes(2), 8u);
+  EXPECT_EQ(default_lanes(16), 64u);
+  EXPECT_EQ(default_lanes(128), 64u);
+}
