@@ -16,7 +16,7 @@ const char *const config_help =
   "min-size=<SIZE>           Smallest acceptable size when backing off (default:\n"
   "                          size= itself for a number, 256M for auto/max).\n"
   "device=<N>|<UUID>|<PCI>   GPU by CUDA index, UUID (GPU-...) or PCI bus id (0).\n"
-  "lanes=<N>                 Parallel I/O lanes (default: 4 per CPU, 4 to 64).\n"
+  "lanes=<N>                 Parallel I/O lanes (default: 2 per CPU, 4 to 64).\n"
   "chunk-size=<SIZE>         Pipelining chunk of a lane (256K).\n"
   "swap-safety=attempt|require|off\n"
   "                          Swap deadlock protections (default attempt).\n"
@@ -51,7 +51,7 @@ unsigned parse_unsigned_param(std::string_view key, std::string_view value,
 
 unsigned default_lanes(long online_cpus)
 {
-  const long lanes = 4 * (online_cpus > 0 ? online_cpus : 1);
+  const long lanes = 2 * (online_cpus > 0 ? online_cpus : 1);
   return static_cast<unsigned>(lanes < 4 ? 4 : lanes > 64 ? 64 : lanes);
 }
 

@@ -87,7 +87,9 @@ TEST(Config, DefaultLanesScaleWithCpusWithinBounds)
 {
   EXPECT_EQ(default_lanes(0), 4u);
   EXPECT_EQ(default_lanes(1), 4u);
-  EXPECT_EQ(default_lanes(2), 8u);
-  EXPECT_EQ(default_lanes(16), 64u);
+  EXPECT_EQ(default_lanes(2), 4u);
+  EXPECT_EQ(default_lanes(3), 6u);
+  EXPECT_EQ(default_lanes(16), 32u);
+  EXPECT_EQ(default_lanes(32), 64u);
   EXPECT_EQ(default_lanes(128), 64u);
 }
