@@ -14,7 +14,7 @@ log() { printf '\n=== %s\n' "$*"; }
 
 packages=(build-essential cmake pkg-config perl libgtest-dev
           nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd python3-pytest
-          nbd-client)
+          nbd-client shellcheck systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -43,7 +43,7 @@ run_suite() { # build dir, label, [preload]
   log "unit tests ($label)"
   (cd "$dir" && ctest --output-on-failure -j"$jobs")
   log "integration tests ($label)"
-  VRAM_BUILD_DIR="$dir" "$py" -m pytest -q -p no:cacheprovider tests/integration tests/gpu
+  VRAM_BUILD_DIR="$dir" "$py" -m pytest -q -p no:cacheprovider tests/integration tests/systemd tests/gpu
 }
 
 log "build"

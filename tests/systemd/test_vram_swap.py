@@ -1,0 +1,175 @@
+"""The vram-swap helper and its units, where no kernel nbd driver is
+needed: unit files, settings, the root-only socket, one server per GPU.
+(The up -> pressure -> status -> down life cycle runs in the VM suite.)"""
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support.nbdkit import FAKECUDA, PLUGIN, REPO  # noqa: E402
+
+HELPER = REPO / "systemd" / "vram-swap"
+
+
+def helper_env(tmp_path, **extra):
+    env = dict(os.environ)
+    env.update({
+        "VRAM_SWAP_CONFIG_DIR": str(tmp_path / "conf"),
+        "VRAM_SWAP_RUN_DIR": str(tmp_path / "run"),
+        "VRAM_SWAP_PLUGIN": str(PLUGIN),
+        "NBDKIT_VRAM_LIBCUDA": str(FAKECUDA),
+        "FAKECUDA_GPUS": "total=256M",
+        "FAKECUDA_MEMORY_FILE": str(tmp_path / "vram"),
+    })
+    env.update(extra)
+    (tmp_path / "conf").mkdir(exist_ok=True)
+    return env
+
+
+def run(args, env, timeout=60):
+    return subprocess.run([str(HELPER), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def write_config(tmp_path, text, name="0.conf"):
+    (tmp_path / "conf").mkdir(exist_ok=True)
+    (tmp_path / "conf" / name).write_text(text)
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_units_pass_systemd_analyze_verify(tmp_path):
+    units = []
+    for name in ("vram-swap@.service", "vram-swap-sleep.service"):
+        text = (REPO / "systemd" / f"{name}.in").read_text().replace("@SBINDIR@", str(HELPER.parent))
+        # verify needs an instance to check a template
+        target = tmp_path / name.replace("@.", "@0.")
+        target.write_text(text)
+        units.append(str(target))
+    r = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "vram-swap" not in r.stderr, r.stderr  # no warning about our units
+
+
+def test_unit_never_signals_the_server_and_never_restarts_it():
+    unit = (REPO / "systemd" / "vram-swap@.service.in").read_text()
+    for line in ("KillMode=process", "KillSignal=SIGCONT", "SendSIGKILL=no", "Restart=no",
+                 "OOMScoreAdjust=-1000", "LimitMEMLOCK=infinity",
+                 "ExecStop=@SBINDIR@/vram-swap detach %I"):
+        assert line in unit.splitlines(), line
+    attach = [l for l in (REPO / "systemd" / "vram-swap").read_text().splitlines()
+              if l.strip().startswith("nbd-client -unix")]
+    assert attach and all("-persist" not in l for l in attach)
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck not installed")
+def test_helper_passes_shellcheck():
+    r = subprocess.run(["shellcheck", str(HELPER), str(REPO / "systemd" / "setup.sh")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+
+
+@pytest.mark.parametrize("config, message", [
+    ("SIZE=lots\n", "SIZE=lots: expected auto, max or a size"),
+    ("SIZE=7G\nPRIORITY=-5\n", "PRIORITY=-5: expected a swap priority from 0 to 32767"),
+    ("PRIORITY=40000\n", "PRIORITY=40000"),
+    ("CONNECTIONS=0\n", "CONNECTIONS=0: expected 1 to 16"),
+    ("CONNECTIONS=many\n", "CONNECTIONS=many"),
+    ("DISCARD=always\n", "DISCARD=always: expected no, once, pages or both"),
+    ("RESERVE=some\n", "RESERVE=some: expected a size"),
+    ("SWAP_SAFETY=off\n", "SWAP_SAFETY=off: expected require (default) or attempt"),
+    ("FILTERS=log;rm\n", "FILTERS=log;rm"),
+    ('PLUGIN_ARGS="device=1"\n', "set device with its own key"),
+    ("PLUGIN_ARGS=wait\n", "'wait' is not key=value"),
+    ("COLOUR=blue\n", "unknown setting COLOUR"),
+    ("just words\n", "expected KEY=VALUE"),
+])
+def test_bad_settings_are_named_with_file_and_line(tmp_path, config, message):
+    write_config(tmp_path, "# comment\n" + config)
+    r = run(["serve", "0"], helper_env(tmp_path))
+    assert r.returncode == 1
+    # line 1 is the comment; the offending setting is the last line
+    assert f"0.conf:{1 + len(config.splitlines())}:" in r.stderr, r.stderr
+    assert message in r.stderr, r.stderr
+    assert not (tmp_path / "run" / "0.pid").exists()
+
+
+def test_default_conf_applies_when_a_gpu_has_none(tmp_path):
+    write_config(tmp_path, "SIZE=bad\n", name="default.conf")
+    r = run(["serve", "1"], helper_env(tmp_path))
+    assert "default.conf:1: SIZE=bad" in r.stderr
+
+
+def test_not_a_gpu(tmp_path):
+    r = run(["up", "first"], helper_env(tmp_path))
+    assert r.returncode == 1
+    assert "'first' is not a GPU" in r.stderr
+
+
+def test_unknown_command(tmp_path):
+    r = run(["launch"], helper_env(tmp_path))
+    assert r.returncode == 1 and "unknown command 'launch'" in r.stderr
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`vram-swap serve 0` on the test driver, as the unit's ExecStart runs it."""
+    env = helper_env(tmp_path)
+    write_config(tmp_path, "SIZE=128M\nSWAP_SAFETY=attempt\n")
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([str(HELPER), "serve", "0"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    sock = tmp_path / "run" / "0.sock"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if subprocess.run(["nbdinfo", "--size", f"nbd+unix:///?socket={sock}"],
+                          capture_output=True).returncode == 0:
+            break
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        time.sleep(0.1)
+    yield env, proc, sock
+    proc.terminate()
+    proc.wait(30)
+
+
+def test_serve_runs_nbdkit_in_the_foreground_on_a_root_only_socket(served, tmp_path):
+    env, proc, sock = served
+    # ExecStart's process is nbdkit itself (exec), so systemd's MAINPID is the server.
+    assert (tmp_path / "run" / "0.pid").read_text().strip() == str(proc.pid)
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o700
+    r = subprocess.run(["runuser", "-u", "nobody", "--", "nbdinfo", "--size",
+                        f"nbd+unix:///?socket={sock}"], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "Permission denied" in r.stderr
+    out = subprocess.run(["nbdinfo", "--size", f"nbd+unix:///?socket={sock}"],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == str(128 << 20)
+
+
+def test_a_second_server_for_the_same_gpu_is_refused(served, tmp_path):
+    env, proc, sock = served
+    r = run(["serve", "0"], env)
+    assert r.returncode == 1
+    assert f"VRAM swap on GPU 0 is already running (nbdkit pid {proc.pid})" in r.stderr
+    assert proc.poll() is None  # the first one is untouched
+
+
+def test_status_lists_the_server(served, tmp_path):
+    env, proc, sock = served
+    r = run(["status"], env)
+    assert r.returncode == 0, r.stderr
+    line = [l for l in r.stdout.splitlines() if l.startswith("0 ")]
+    assert line and str(proc.pid) in line[0], r.stdout
+
+
+def test_detach_stops_a_server_whose_device_is_not_swap(served, tmp_path):
+    env, proc, sock = served
+    r = run(["detach", "0"], dict(env, MAINPID=str(proc.pid)))
+    assert r.returncode == 0, r.stderr
+    assert proc.wait(30) is not None
+    assert not sock.exists()
