@@ -108,7 +108,8 @@ void vram_unload()
   state = nullptr;
 }
 
-int vram_config(const char *key, const char *value)
+// Parameter handling: a ConfigError is the user's mistake (EINVAL).
+template <typename F> int config_step(F &&body)
 {
   return guarded("config", [&] {
     if (!state) {
@@ -116,7 +117,7 @@ int vram_config(const char *key, const char *value)
       return -1;
     }
     try {
-      state->builder.set(key, value);
+      body();
     } catch (const ConfigError &e) {
       nbdkit_error("%s", e.what());
       nbdkit_set_error(EINVAL);
@@ -126,18 +127,14 @@ int vram_config(const char *key, const char *value)
   });
 }
 
+int vram_config(const char *key, const char *value)
+{
+  return config_step([&] { state->builder.set(key, value); });
+}
+
 int vram_config_complete()
 {
-  return guarded("config", [] {
-    try {
-      state->config = state->builder.finish();
-    } catch (const ConfigError &e) {
-      nbdkit_error("%s", e.what());
-      nbdkit_set_error(EINVAL);
-      return -1;
-    }
-    return 0;
-  });
+  return config_step([] { state->config = state->builder.finish(); });
 }
 
 // Before nbdkit forks and starts threads: set the I/O flusher flag, and
