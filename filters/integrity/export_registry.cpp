@@ -1,0 +1,45 @@
+#include "export_registry.hpp"
+
+#include "crc32c.hpp"
+#include "log.hpp"
+
+namespace integrity {
+
+std::shared_ptr<CheckedExport> ExportRegistry::get(const std::string &name, uint64_t size,
+                                                   const Settings &settings)
+{
+  const std::lock_guard lock(mutex_);
+  if (const auto it = exports_.find(name); it != exports_.end()) {
+    if (it->second->geometry().export_size() != size)
+      throw SizeChanged("export \"" + name + "\" is now " + std::to_string(size) +
+                        " bytes but was " + std::to_string(it->second->geometry().export_size()) +
+                        " when its checksum table was made; the integrity filter cannot "
+                        "follow an export that changes size");
+    return it->second;
+  }
+  auto made = std::make_shared<CheckedExport>(name, size, settings);
+  const ChecksumTable &table = made->table();
+  std::string message = "checking export \"" + name + "\" (" + format_bytes(size) + ") in " +
+                        std::to_string(settings.block_size) + "-byte blocks with CRC32C (" +
+                        std::string(crc32c_implementation()) + "): checksum table " +
+                        format_bytes(table.bytes()) + " for " + std::to_string(table.blocks()) +
+                        " blocks";
+  if (table.locked()) {
+    log_info(message + ", locked in RAM");
+  } else if (settings.mlock == MlockPolicy::off) {
+    log_info(message + ", not locked in RAM (integrity-mlock=off)");
+  } else {
+    log_warning(message + ", NOT locked in RAM: " + table.not_locked_reason() +
+                ". As swap, pages of the table itself could be swapped out");
+  }
+  exports_.emplace(name, made);
+  return made;
+}
+
+void ExportRegistry::clear()
+{
+  const std::lock_guard lock(mutex_);
+  exports_.clear();
+}
+
+} // namespace integrity
