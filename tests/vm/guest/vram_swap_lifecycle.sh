@@ -1,0 +1,80 @@
+#!/bin/bash
+# The vram-swap helper's life cycle in a real kernel: up -> pressure ->
+# status -> down, a second up refused, and down refusing (server left
+# running, swap intact) while swapoff cannot take the pages back.
+. /mnt/repo/tests/vm/guest/lib.sh
+
+H=/mnt/repo/systemd/vram-swap
+dev=$(ivshmem_dev) || { fail "no ivshmem device"; exit 1; }
+bar=$(stat -c %s "$dev/resource2")
+export VRAM_SWAP_CONFIG_DIR=$RUNDIR/conf VRAM_SWAP_RUN_DIR=/run/vram-swap \
+       VRAM_SWAP_PLUGIN=$BUILD/plugin/nbdkit-vram-plugin.so \
+       NBDKIT_VRAM_LIBCUDA=$BUILD/tests/fakecuda/libcuda.so.1 \
+       FAKECUDA_MEMORY_FILE="$dev/resource2" FAKECUDA_GPUS="name=ivshmem BAR,total=$bar"
+mkdir -p $VRAM_SWAP_CONFIG_DIR
+printf 'SIZE=768M\nPRIORITY=77\nCONNECTIONS=2\nSWAP_SAFETY=require\n' >$VRAM_SWAP_CONFIG_DIR/0.conf
+
+# up
+$H up 0 >$RUNDIR/up.log 2>&1
+rc=$?; sed 's/^/up: /' $RUNDIR/up.log
+check $rc "vram-swap up 0"
+nbd=$(cat /run/vram-swap/0.dev 2>/dev/null)
+awk -v d="$nbd" '$1 == d && $5 == 77 { f = 1 } END { exit !f }' /proc/swaps
+check $? "$nbd is swap at priority 77"
+[[ $(stat -c %a /run/vram-swap/0.sock) == 600 && $(stat -c %a /run/vram-swap) == 700 ]]
+check $? "the socket is 0600 in a 0700 directory"
+pid=$(cat /run/vram-swap/0.pid)
+[[ $(cat /proc/$pid/oom_score_adj) == -1000 ]]
+check $? "the server is exempt from the OOM killer"
+
+# a second up on the same GPU
+$H up 0 >$RUNDIR/up2.log 2>&1
+rc=$?; sed 's/^/up again: /' $RUNDIR/up2.log
+[[ $rc -ne 0 ]] && grep -q "already running" $RUNDIR/up2.log
+check $? "a second up on GPU 0 is refused"
+kill -0 "$pid"
+check $? "the first server is untouched"
+
+# pressure
+stress-ng --vm 2 --vm-bytes 330M --vm-keep --verify --timeout 10s --metrics-brief >$RUNDIR/stress.log 2>&1
+check $? "stress-ng --verify under swap pressure"
+used=$(awk -v d="$nbd" '$1 == d { print $4 }' /proc/swaps)
+figure swap_used_after_pressure_kb "${used:-0}"
+$H status >$RUNDIR/status.log 2>&1
+check $? "vram-swap status"
+sed 's/^/status: /' $RUNDIR/status.log
+grep -Eq "^0 +$pid +$nbd +[0-9]+M +[0-9]+M +77 " $RUNDIR/status.log
+check $? "status shows GPU 0, the server, the device, its size, use and priority"
+
+# down while swapoff cannot succeed: tmpfs pages charged to a memory cgroup
+# that cannot take them back.  The kernel fails swapoff with ENOMEM.
+mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
+echo +memory >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+mkdir -p /sys/fs/cgroup/hog
+mkdir -p $RUNDIR/tmpfs && mount -t tmpfs -o size=400M tmpfs $RUNDIR/tmpfs
+bash -c "echo \$\$ >/sys/fs/cgroup/hog/cgroup.procs; echo 48M >/sys/fs/cgroup/hog/memory.max;
+         dd if=/dev/urandom of=$RUNDIR/tmpfs/hog bs=1M count=300 status=none"
+check $? "300 MiB of tmpfs pushed to swap by a 48 MiB cgroup"
+used=$(awk -v d="$nbd" '$1 == d { print $4 }' /proc/swaps)
+log "swap used with the hog: ${used} kB"
+$H down 0 >$RUNDIR/down1.log 2>&1
+rc=$?; sed 's/^/down (must refuse): /' $RUNDIR/down1.log
+[[ $rc -ne 0 ]] && grep -q "STAYS UP" $RUNDIR/down1.log
+check $? "down fails loudly when swapoff cannot succeed"
+kill -0 "$pid" && awk -v d="$nbd" '$1 == d { f = 1 } END { exit !f }' /proc/swaps
+check $? "the server keeps running and $nbd stays swap"
+dd if=$RUNDIR/tmpfs/hog of=/dev/null bs=1M count=16 status=none
+check $? "the swapped pages are still readable"
+
+# free the pages, then down succeeds
+rm -f $RUNDIR/tmpfs/hog; umount $RUNDIR/tmpfs
+$H down 0 >$RUNDIR/down2.log 2>&1
+rc=$?; sed 's/^/down: /' $RUNDIR/down2.log
+check $rc "vram-swap down 0"
+! awk -v d="$nbd" '$1 == d { f = 1 } END { exit !f }' /proc/swaps
+check $? "$nbd is no longer swap"
+! kill -0 "$pid" 2>/dev/null
+check $? "the server has stopped"
+[[ $(cat /sys/block/${nbd#/dev/}/size) == 0 ]]
+check $? "$nbd is detached"
+finish

@@ -1,0 +1,14 @@
+"""The vram-swap helper in a real kernel (tests/vm/guest/vram_swap_lifecycle.sh):
+up -> pressure -> status -> down, a second `up` on the same GPU refused,
+and `down` refusing, loudly, with the server left running and the swap
+intact, while swapoff cannot take the swapped pages back into RAM.
+"""
+from settings import PRESSURE_BOUND
+
+
+def test_up_pressure_status_down_and_a_refused_down(vm_run):
+    r = vm_run("vram_swap_lifecycle.sh", timeout=PRESSURE_BOUND)
+    assert r.verdict == "pass", r.reason
+    # The refused down provokes the hog cgroup's own OOM (that is why
+    # swapoff fails); stress-ng's exit status covers the pressure phase.
+    assert r.figures["swap_used_after_pressure_kb"] > 0, r.figures
