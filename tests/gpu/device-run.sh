@@ -3,10 +3,11 @@
 # make-carry.sh: the GPU test suite, then the memory-vs-vram comparison.
 # Logs go to $OUT (the device tool's output folder) or ./device-out.
 #
-#   bash tests/gpu/device-run.sh [tests|bench|lanes|all]
+#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|all]
 #
 # bench: bench/compare.sh (vram vs memory plugin) and bench/core-bench;
-# lanes: the quick comparison at lanes=16, 32 and 64.
+# lanes: the quick comparison at lanes=16, 32 and 64;
+# integrity: bench/integrity_overhead.sh (the integrity filter's cost).
 set -uo pipefail
 what=${1:-all}
 top=$PWD
@@ -37,6 +38,9 @@ if [[ $what == bench || $what == all ]]; then
   bash bench/compare.sh "$out/bench" 2>&1 | tee "$out/bench.log"
   cp "$out/bench/results.jsonl" "$out/compare.jsonl" 2>/dev/null
   "$VRAM_BUILD_DIR/bench/core-bench" --threads 1,2,4,8,16,32 --duration 2 | tee "$out/core-bench.jsonl"
+fi
+if [[ $what == integrity ]]; then
+  NBDKIT=$VRAM_NBDKIT bash bench/integrity_overhead.sh "$out/integrity" 2>&1 | tee "$out/integrity.log"
 fi
 if [[ $what == lanes ]]; then
   for lanes in 16 32 64; do
