@@ -1,0 +1,232 @@
+# Shared by the guest test scripts (sourced; bash).  They run in the
+# guest, chrooted into the host's root (read-only), with:
+#   /mnt/repo   this repository      /mnt/build  the build (VRAM_BUILD_DIR)
+#   /mnt/out    results, read by the harness on the host
+#   /run, /tmp  guest tmpfs
+# and VMTEST_* variables from the harness (out/vmtest.env).
+#
+# A script reports with check/figure/finish: `finish` writes
+# /mnt/out/result.json and prints "VMTEST RESULT pass|fail ...".  A script
+# that exits without calling finish fails.
+
+OUT=/mnt/out
+BUILD=/mnt/build
+RUNDIR=/run/vmtest
+SOCK=$RUNDIR/nbdkit.sock
+NBDKIT_LOG=$RUNDIR/nbdkit.log
+MAP_FILE=$RUNDIR/fakecuda.map
+NBD=/dev/nbd0
+PY=/usr/bin/python3
+CHECKER=/mnt/repo/tests/vm/guest/blockcheck.py
+mkdir -p $RUNDIR
+
+T0=$(cut -d' ' -f1 /proc/uptime)
+failures=()
+checks=()
+figures=()
+finished=
+
+log() { echo "vmtest: $*"; }
+
+# uptime in seconds with centiseconds, as a decimal string
+now() { cut -d' ' -f1 /proc/uptime; }
+elapsed_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# check STATUS DESCRIPTION: records a failure unless STATUS is 0; returns
+# STATUS.
+check() {
+  local status=$1; shift
+  if [[ $status -eq 0 ]]; then
+    log "ok: $*"
+    checks+=("{\"ok\": true, \"what\": $(json_string "$*")}")
+  else
+    log "FAILED: $*"
+    failures+=("$*")
+    checks+=("{\"ok\": false, \"what\": $(json_string "$*")}")
+  fi
+  return "$status"
+}
+fail() { check 1 "$@"; }
+
+# figure NAME VALUE: a number (or a JSON literal) for result.json.
+figure() {
+  log "figure $1 = ${2:-null}"
+  figures+=("\"$1\": ${2:-null}")
+}
+
+json_string() {
+  local s=${1//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\t'/ }
+  printf '"%s"' "${s//$'\n'/ }"
+}
+
+finish() {
+  [[ -n $finished ]] && return
+  finished=1
+  local status=pass detail=${1:-}
+  if ((${#failures[@]})); then
+    status=fail
+    detail=$(IFS=';'; echo "${failures[*]}")
+  fi
+  figure guest_script_seconds "$(elapsed_since "$T0")"
+  local f joined="" checklist=""
+  for f in "${figures[@]}"; do joined+="${joined:+, }$f"; done
+  for f in "${checks[@]}"; do checklist+="${checklist:+, }$f"; done
+  printf '{"status": "%s", "detail": %s, "figures": {%s}, "checks": [%s]}\n' \
+    "$status" "$(json_string "$detail")" "$joined" "$checklist" >$OUT/.result.json
+  mv $OUT/.result.json $OUT/result.json
+  echo "VMTEST FIGURES {$joined}"
+  echo "VMTEST RESULT $status $detail"
+}
+pass() { finish "$@"; }
+
+on_exit() {
+  local rc=$?
+  if [[ -z $finished ]]; then
+    fail "script ended before finishing (exit status $rc)"
+    finish
+  fi
+  if [[ -s $NBDKIT_LOG ]]; then
+    cp $NBDKIT_LOG $OUT/nbdkit.log 2>/dev/null
+  fi
+}
+trap on_exit EXIT
+
+# The ivshmem device (1af4:1110): its BAR 2 is the fake VRAM.
+ivshmem_dev() {
+  local d
+  for d in /sys/bus/pci/devices/*; do
+    if [[ $(<"$d/vendor") == 0x1af4 && $(<"$d/device") == 0x1110 ]]; then
+      echo 1 >"$d/enable"
+      echo "$d"
+      return 0
+    fi
+  done
+  echo "no ivshmem device (1af4:1110) in the guest" >&2
+  return 1
+}
+
+# start_nbdkit SIZE SWAP_SAFETY [ARG...]: nbdkit on the fake driver, whose
+# memory is the ivshmem BAR (the BAR's size is the GPU's total); waits until
+# it answers.  ARGs: plugin parameters (lanes=4), nbdkit options
+# (--filter=log) or the fake driver's settings (FAKECUDA_X=Y).
+start_nbdkit() {
+  local size=$1 safety=$2; shift 2
+  local dev bar params=() envs=() opts=() a
+  dev=$(ivshmem_dev) || return 1
+  bar=$(stat -c %s "$dev/resource2")
+  for a in "$@"; do
+    case $a in
+      FAKECUDA_*) envs+=("$a") ;;
+      --*) opts+=("$a") ;;
+      *) params+=("$a") ;;
+    esac
+  done
+  rm -f $SOCK $MAP_FILE
+  env NBDKIT_VRAM_LIBCUDA=$BUILD/tests/fakecuda/libcuda.so.1 \
+      FAKECUDA_MEMORY_FILE="$dev/resource2" FAKECUDA_MAP_FILE=$MAP_FILE \
+      FAKECUDA_GPUS="name=ivshmem BAR,total=$bar" \
+      "${envs[@]}" \
+    nbdkit -f -U $SOCK "${opts[@]}" $BUILD/plugin/nbdkit-vram-plugin.so \
+      size="$size" swap-safety="$safety" "${params[@]}" >$NBDKIT_LOG 2>&1 &
+  NBDKIT_PID=$!
+  local t0 i
+  t0=$(now)
+  for ((i = 0; i < 600; i++)); do
+    if nbdinfo --size "nbd+unix:///?socket=$SOCK" >/dev/null 2>&1; then
+      log "nbdkit serving $size on a $bar-byte BAR after $(elapsed_since "$t0")s (pid $NBDKIT_PID)"
+      sed 's/^/nbdkit: /' $NBDKIT_LOG
+      return 0
+    fi
+    if ! kill -0 $NBDKIT_PID 2>/dev/null; then
+      log "nbdkit exited:"; sed 's/^/nbdkit: /' $NBDKIT_LOG
+      return 1
+    fi
+    sleep 0.2
+  done
+  log "nbdkit not serving after 120s:"; sed 's/^/nbdkit: /' $NBDKIT_LOG
+  return 1
+}
+
+# Where the plugin's VRAM allocation lies in the BAR file (bytes), from the
+# test driver's map file: "alloc gpu=0 dptr=... file_offset=N size=..."
+alloc_offset() {
+  local off
+  off=$(awk '$1 == "alloc" { for (i = 2; i <= NF; i++) if ($i ~ /^file_offset=/) { sub(/.*=/, "", $i); print $i; exit } }' $MAP_FILE)
+  [[ -n $off ]] && echo "$off"
+}
+
+stop_nbdkit() {
+  [[ -n ${NBDKIT_PID:-} ]] || return 0
+  kill -TERM $NBDKIT_PID 2>/dev/null
+  local rc=0
+  wait $NBDKIT_PID || rc=$?
+  NBDKIT_PID=
+  sed 's/^/nbdkit: /' $NBDKIT_LOG | tail -n 20
+  return $rc
+}
+
+# attach CONNECTIONS [nbd-client options]
+attach() {
+  local conns=$1; shift
+  nbd-client -unix $SOCK $NBD -C "$conns" -b 4096 "$@"
+}
+
+detach() { nbd-client -d $NBD; }
+
+# nbd-client returns before the kernel has the size; wait for it.
+wait_size() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [[ $(cat /sys/block/nbd0/size) != 0 ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# warm_up: every nbdkit worker thread serves a request of the largest
+# size the kernel sends (max_sectors_kb) before the device becomes swap.
+# nbdkit 1.32 gives each worker thread one request buffer and grows it
+# (realloc + memset: fresh pages) the first time the thread serves a larger
+# request than before.  At zero free RAM that page fault waits for reclaim,
+# reclaim waits for swap writes, and the swap writes wait for that thread:
+# the guest deadlocks even with swap-safety=require (docs/vm-tests.md).
+# 64 concurrent O_DIRECT readers, 16 requests each, reach every thread of
+# every connection with near certainty; afterwards a connection serves
+# requests without faulting in memory.
+warm_up() {
+  local kb pids=() i rc=0 blocks
+  kb=$(cat /sys/block/nbd0/queue/max_sectors_kb)
+  blocks=$(($(cat /sys/block/nbd0/size) / 2 / kb))
+  for ((i = 0; i < 64; i++)); do
+    dd if=$NBD of=/dev/null bs=${kb}K count=16 skip=$(((i * 16) % (blocks - 16))) \
+       iflag=direct status=none &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || rc=1; done
+  return $rc
+}
+
+vmstat() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
+meminfo_kb() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
+
+# hostcheck NAME ARGS...: asks the harness to check something from the
+# host side (the /dev/shm file behind the BAR) and waits for the answer.
+# Returns 0 if the host says ok; the host's detail goes to the log.
+hostcheck() {
+  local name=$1; shift
+  local answer=$OUT/hostcheck-$name i
+  rm -f "$answer"
+  for ((i = 0; i < 600; i++)); do
+    if ((i % 25 == 0)); then echo "VMTEST HOSTCHECK $name $*"; fi
+    if [[ -s $answer ]]; then
+      log "host check $name: $(<"$answer")"
+      [[ $(<"$answer") == ok* ]]
+      return
+    fi
+    sleep 0.2
+  done
+  log "host check $name: no answer in 120s"
+  return 1
+}

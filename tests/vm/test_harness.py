@@ -1,0 +1,53 @@
+"""The harness itself: what it makes of console lines, the initramfs it
+builds, and a guest that boots and reports.  Only the last boots a VM."""
+import struct
+
+import harness
+
+
+def test_console_lines_are_classified():
+    c = harness.classify
+    assert c("[   23.39] INFO: task kworker/1:1H:43 blocked for more than 10 seconds.") == "hang"
+    assert c("[   52.41] block nbd0: Connection timed out, retrying (1/2 alive)") == "hang"
+    assert c("[    9.99] BUG: kernel NULL pointer dereference, address: 0000") == "crash"
+    assert c("[    1.00] Kernel panic - not syncing: Fatal exception") == "crash"
+    assert c("[   14.63] I/O error, dev nbd0, sector 42368 op 0x0:(READ)") == "io-error"
+    assert c("[   14.63] I/O error, dev nbd0, sector 42368 op 0x0:(READ)",
+             expect_io_errors=True) == "io-error-expected"
+    assert c("[   30.00] stress-ng-vm invoked oom-killer: gfp_mask=0x140dca") == "oom"
+    assert c("vmtest: ok: swapoff") is None
+    # The guest's own protocol lines never count as kernel trouble.
+    assert c("VMTEST RESULT fail I/O error in the checker") is None
+
+
+def test_cpio_entries_are_newc_and_aligned():
+    e = harness._cpio_entry("dev/console", 0o020600, rdev=(5, 1))
+    assert e.startswith(b"070701") and len(e) % 4 == 0
+    fields = [int(e[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+    assert fields[1] == 0o020600 and fields[9:11] == [5, 1] and fields[11] == len("dev/console") + 1
+    f = harness._cpio_entry("x", 0o100644, b"abcde")
+    assert len(f) % 4 == 0 and b"abcde" in f
+
+
+def test_modinfo_reads_a_minimal_elf_module():
+    # An ELF64 file with a section-name table and one .modinfo section.
+    shstr = b"\0.shstrtab\0.modinfo\0"
+    info = b"license=GPL\0depends=virtio,virtio_ring\0"
+    body_off = 64
+    shoff = body_off + len(shstr) + len(info)
+    head = bytearray(64)
+    head[:6] = b"\x7fELF\x02\x01"
+    struct.pack_into("<Q", head, 0x28, shoff)
+    struct.pack_into("<HHH", head, 0x3A, 64, 3, 1)
+    sections = bytes(64)  # null section
+    sections += struct.pack("<IIQQQQ", 1, 3, 0, 0, body_off, len(shstr)) + bytes(24)
+    sections += struct.pack("<IIQQQQ", 11, 1, 0, 0, body_off + len(shstr), len(info)) + bytes(24)
+    data = bytes(head) + shstr + info + sections
+    assert harness._modinfo(data)["depends"] == ["virtio,virtio_ring"]
+
+
+def test_guest_boots_and_reports(vm_run):
+    r = vm_run("smoke.sh", timeout=120)
+    assert r.verdict == "pass", r.reason
+    assert r.boot_s is not None and r.boot_s < 60
+    assert r.figures["bar_bytes"] >= 1 << 30
