@@ -1,0 +1,115 @@
+#!/bin/bash
+# Swap at zero free RAM: the plugin, on the ivshmem fake VRAM, is the
+# guest's only swap, and stress-ng pushes the guest well into it, checking
+# every byte it wrote.
+#
+# VMTEST_SAFETY      the plugin's swap-safety= (require; off for the
+#                    negative control)
+# VMTEST_WARMUP      1 (default): warm nbdkit's threads up before swapon
+#                    (see warm_up in lib.sh); 0: the README's recipe as is
+# VMTEST_SWAP_SIZE   export size (768M)
+# VMTEST_VM_WORKERS  stress-ng --vm workers (2)
+# VMTEST_OVERCOMMIT  percent of the swap device the workers' memory must
+#                    spill into beyond the RAM available at the start (60)
+# VMTEST_PASSES      write-and-verify passes each worker must complete (1)
+# VMTEST_STRESS_MAX  stress-ng --timeout, a bound, not the plan (150s)
+. /mnt/repo/tests/vm/guest/lib.sh
+
+safety=${VMTEST_SAFETY:-require}
+size=${VMTEST_SWAP_SIZE:-768M}
+workers=${VMTEST_VM_WORKERS:-2}
+overcommit=${VMTEST_OVERCOMMIT:-60}
+passes=${VMTEST_PASSES:-1}
+stress_max=${VMTEST_STRESS_MAX:-150s}
+
+start_nbdkit "$size" "$safety" || { fail "nbdkit did not start"; exit 1; }
+if [[ $safety != off ]]; then
+  grep "swap protections: io-flusher on, mlockall on" $NBDKIT_LOG
+  check $? "nbdkit reports io-flusher and mlockall in force"
+fi
+
+attach 2 -swap || { fail "nbd-client -C 2 -swap"; exit 1; }
+wait_size
+if [[ ${VMTEST_WARMUP:-1} == 1 ]]; then
+  t0=$(now)
+  warm_up
+  check $? "warm-up reads ($(cat /sys/block/nbd0/queue/max_sectors_kb) KiB, O_DIRECT)"
+  figure warm_up_seconds "$(elapsed_since "$t0")"
+fi
+mkswap $NBD >/dev/null || { fail "mkswap"; exit 1; }
+swapon -p 100 $NBD || { fail "swapon"; exit 1; }
+swap_kb=$(awk '$1 == "/dev/nbd0" { print $3 }' /proc/swaps)
+avail_kb=$(meminfo_kb MemAvailable)
+log "swap on $NBD: $swap_kb kB; RAM: $(meminfo_kb MemTotal) kB total," \
+    "$(meminfo_kb MemFree) kB free, $avail_kb kB available;" \
+    "nbdkit has $(awk '/^VmLck/ { print $2 }' /proc/$NBDKIT_PID/status) kB locked"
+
+# stress-ng's --vm-bytes is the total over its workers; rand-set writes
+# every 8 bytes with a random value, then reads everything back and
+# compares.  Its bogo-op counter counts 32 KiB (4096 chunks of 8 bytes),
+# so --vm-ops buys whole passes: `passes` each, plus one op so the last
+# pass's verification runs before the counter stops the worker.
+per_worker_kb=$(((avail_kb + swap_kb * overcommit / 100) / workers / 32 * 32))
+ops_per_pass=$((per_worker_kb / 32))
+vm_ops=$((workers * (passes * ops_per_pass + 1)))
+figure stress_total_kb $((per_worker_kb * workers))
+
+# Sample peak swap use (and how much of it only the swap device holds:
+# Used minus SwapCached) and the least free RAM while stress-ng runs.
+sampler() {
+  local peak=0 peak_only=0 minfree= used cached free
+  while :; do
+    used=$(awk '$1 == "/dev/nbd0" { print $4 }' /proc/swaps)
+    cached=$(meminfo_kb SwapCached)
+    free=$(meminfo_kb MemFree)
+    ((${used:-0} > peak)) && peak=$used
+    ((${used:-0} - ${cached:-0} > peak_only)) && peak_only=$((used - cached))
+    [[ -z $minfree || ${free:-0} -lt $minfree ]] && minfree=$free
+    echo "$peak $peak_only $minfree" >$RUNDIR/sample.tmp && mv $RUNDIR/sample.tmp $RUNDIR/sample
+    sleep 0.5
+  done
+}
+sampler &
+sampler_pid=$!
+
+pswpin0=$(vmstat pswpin); pswpout0=$(vmstat pswpout)
+t0=$(now)
+cmd=(stress-ng --vm "$workers" --vm-bytes "$((per_worker_kb * workers))k" --vm-keep
+     --vm-method rand-set --verify --vm-ops "$vm_ops" --timeout "$stress_max" --metrics-brief)
+log "${cmd[*]}"
+"${cmd[@]}" 2>&1 | tee $RUNDIR/stress.log
+stress_rc=${PIPESTATUS[0]}
+stress_s=$(elapsed_since "$t0")
+kill $sampler_pid; wait $sampler_pid 2>/dev/null
+read -r peak_kb peak_only_kb min_free_kb <$RUNDIR/sample
+pswpin=$(($(vmstat pswpin) - pswpin0)); pswpout=$(($(vmstat pswpout) - pswpout0))
+done_ops=$(awk '$4 == "vm" { print $5 }' $RUNDIR/stress.log)
+
+figure swap_kb "$swap_kb"
+figure peak_swap_used_kb "$peak_kb"
+figure peak_swap_only_kb "$peak_only_kb"
+figure min_mem_free_kb "$min_free_kb"
+figure pswpin "$pswpin"
+figure pswpout "$pswpout"
+figure stress_seconds "$stress_s"
+figure stress_bogo_ops "${done_ops:-0}"
+check "$stress_rc" "stress-ng exited with status $stress_rc"
+! grep -Eq "fail:|memory error|bit error" $RUNDIR/stress.log
+check $? "stress-ng reports no failed verification"
+# All of vm_ops: the last op is counted only after the last verification.
+((${done_ops:-0} == vm_ops))
+check $? "each worker wrote and verified its $per_worker_kb kB $passes times (${done_ops:-0} of $vm_ops ops)"
+((peak_kb * 2 >= swap_kb))
+check $? "peak swap use $peak_kb kB is at least half of $swap_kb kB"
+((pswpout * 4 * 2 >= swap_kb))
+check $? "pages swapped out ($pswpout) add up to at least half the device"
+
+t0=$(now)
+swapoff $NBD
+check $? "swapoff"
+figure swapoff_seconds "$(elapsed_since "$t0")"
+detach
+check $? "nbd-client -d"
+stop_nbdkit
+check $? "nbdkit exits cleanly"
+finish "peak swap $peak_kb of $swap_kb kB, pswpout $pswpout, pswpin $pswpin, stress ${stress_s}s"
