@@ -2,10 +2,13 @@
 # The whole test suite, as CI runs it: installs what a fresh Debian 12
 # machine lacks, builds the plugin twice (plain and ASan/UBSan), runs the
 # unit tests (ctest) and the integration tests (pytest, real nbdkit, test
-# CUDA driver) against both builds.  GPU tests run only where a GPU is.
+# CUDA driver) against both builds, and the VM tests (Debian's kernel under
+# qemu swapping to the plugin: tests/vm, docs/vm-tests.md) against the
+# plain build.  GPU tests run only where a GPU is.
 #
 #   bash tests/run.sh            # everything
 #   SKIP_ASAN=1 bash tests/run.sh
+#   SKIP_VM=1 bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -14,7 +17,8 @@ log() { printf '\n=== %s\n' "$*"; }
 
 packages=(build-essential cmake pkg-config perl libgtest-dev
           nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd python3-pytest
-          nbd-client shellcheck systemd)
+          nbd-client shellcheck systemd
+          qemu-system-x86 busybox-static stress-ng e2fsprogs util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -49,6 +53,17 @@ run_suite() { # build dir, label, [preload]
 log "build"
 build build
 run_suite build plain
+
+if [[ -z ${SKIP_VM:-} ]]; then
+  log "VM tests (plain build)"
+  # The guest's kernel, unpacked from Debian's linux-image package into a
+  # cache rather than installed: the host's /boot stays as it is.
+  if ! bash tests/vm/fetch-kernel.sh >/dev/null; then
+    [[ $(id -u) -eq 0 ]] && apt-get update -qq
+    bash tests/vm/fetch-kernel.sh >/dev/null
+  fi
+  VRAM_BUILD_DIR="$top/build" "$py" -m pytest -q -p no:cacheprovider tests/vm
+fi
 
 if [[ -z ${SKIP_ASAN:-} ]]; then
   log "build with ASan + UBSan"
