@@ -349,3 +349,26 @@ def test_in_front_of_nbdkits_memory_plugin(tmp_path, connect):
         text = stop_plain_server(server)
     assert 'checking export "" (64.0 MiB) in 4096-byte blocks' in text
     assert "data corruption" not in text
+
+
+def test_an_export_that_ends_inside_a_block(tmp_path, connect):
+    """10001 bytes: the last block is 1809 bytes long, and checked too."""
+    server = Server(tmp_path, ["size=10001"], filters=[FILTER], plugin="memory",
+                    name="odd").wait_ready()
+    try:
+        h = connect(server)
+        assert h.get_size() == 10001
+        data = random.Random(6).randbytes(10001)
+        h.pwrite(data[:5000], 0)
+        h.pwrite(data[5000:], 5000)
+        assert h.pread(10001, 0) == data
+        assert h.pread(3, 9998) == data[9998:]
+        h.zero(10, 9991)
+        h.trim(10001 - 8192, 8192)
+        expected = data[:8192] + bytes(10001 - 8192)
+        assert connect(server).pread(10001, 0) == expected
+    finally:
+        connect.close_all()
+        text = stop_plain_server(server)
+    assert "checksum table 24 bytes for 3 blocks" in text, text
+    assert "data corruption" not in text
