@@ -11,12 +11,17 @@ std::shared_ptr<CheckedExport> ExportRegistry::get(const std::string &name, uint
   const std::lock_guard lock(mutex_);
   if (const auto it = exports_.find(name); it != exports_.end()) {
     if (it->second->geometry().export_size() != size)
-      throw SizeChanged("export \"" + name + "\" is now " + std::to_string(size) +
+      throw Refused("export \"" + name + "\" is now " + std::to_string(size) +
                         " bytes but was " + std::to_string(it->second->geometry().export_size()) +
                         " when its checksum table was made; the integrity filter cannot "
                         "follow an export that changes size");
     return it->second;
   }
+  if (exports_.size() >= max_exports)
+    throw Refused("export \"" + name + "\": the filter already keeps checksums for " +
+                  std::to_string(max_exports) +
+                  " export names, its limit (one table per name: do clients use names "
+                  "that the plugin ignores?)");
   auto made = std::make_shared<CheckedExport>(name, size, settings);
   const ChecksumTable &table = made->table();
   std::string message = "checking export \"" + name + "\" (" + format_bytes(size) + ") in " +

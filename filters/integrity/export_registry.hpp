@@ -10,20 +10,25 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 
 namespace integrity {
 
 class ExportRegistry {
 public:
+  // Export names come from clients, and each new one costs a whole
+  // table: past this many, new names are refused.
+  static constexpr size_t max_exports = 16;
+
   // The export's table, made on first use (and logged).  Throws
-  // AllocationError, or SizeChanged if the export is not the size it had
-  // when its table was made.
+  // AllocationError, or Refused if the export is not the size it had when
+  // its table was made or there are too many exports.
   std::shared_ptr<CheckedExport> get(const std::string &name, uint64_t size,
                                      const Settings &settings);
   void clear();
 
-  class SizeChanged : public std::runtime_error {
+  class Refused : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;
   };

@@ -252,7 +252,7 @@ int integrity_prepare(nbdkit_next *next, void *handle, int /*readonly*/)
     } catch (const AllocationError &e) {
       nbdkit_error("integrity: %s", e.what());
       return -1;
-    } catch (const ExportRegistry::SizeChanged &e) {
+    } catch (const ExportRegistry::Refused &e) {
       nbdkit_error("integrity: %s", e.what());
       return -1;
     }

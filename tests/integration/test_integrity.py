@@ -372,3 +372,31 @@ def test_an_export_that_ends_inside_a_block(tmp_path, connect):
         text = stop_plain_server(server)
     assert "checksum table 24 bytes for 3 blocks" in text, text
     assert "data corruption" not in text
+
+
+def test_a_table_per_export_name_up_to_a_limit(vram, connect):
+    """Tables are per export name (the default's is made at start); a
+    client cannot make nbdkit allocate them without end."""
+    server = integrity(vram)
+
+    def uri(name):
+        return f"nbd+unix:///{name}?socket={server.socket}"
+
+    for i in range(15):  # with the default export's: 16
+        h = nbd.NBD()
+        h.connect_uri(uri(f"name{i}"))
+        try:
+            assert h.pread(1, 0) == b"\0"
+        finally:
+            h.shutdown()
+    h = nbd.NBD()
+    with pytest.raises(nbd.Error):
+        h.connect_uri(uri("one-too-many"))
+    del h  # closes the socket
+    log = server.log_text()
+    assert 'checking export "name14"' in log, log
+    assert ('error: integrity: export "one-too-many": the filter already keeps checksums for 16 '
+            'export names') in server.log_text()
+    h = connect(server)  # the default export is unaffected
+    h.pwrite(b"x", 0)
+    assert h.pread(1, 0) == b"x"

@@ -102,8 +102,27 @@ TEST(IntegrityExportRegistry, AnExportThatChangedSizeIsRefused)
   try {
     r.get("", 2 << 20, s);
     FAIL();
-  } catch (const ExportRegistry::SizeChanged &e) {
+  } catch (const ExportRegistry::Refused &e) {
     EXPECT_NE(std::string(e.what()).find("cannot follow an export that changes size"),
               std::string::npos);
+  }
+}
+
+TEST(IntegrityExportRegistry, ClientsCannotMakeTablesWithoutEnd)
+{
+  CapturedLog log;
+  ExportRegistry r;
+  const Settings s{4096, MlockPolicy::off};
+  for (size_t i = 0; i < ExportRegistry::max_exports; ++i)
+    r.get("name" + std::to_string(i), 1 << 20, s);
+  EXPECT_NO_THROW(r.get("name0", 1 << 20, s)); // known names still work
+  try {
+    r.get("one-too-many", 1 << 20, s);
+    FAIL();
+  } catch (const ExportRegistry::Refused &e) {
+    EXPECT_NE(std::string(e.what()).find("export \"one-too-many\": the filter already keeps "
+                                         "checksums for 16 export names"),
+              std::string::npos)
+      << e.what();
   }
 }
