@@ -6,19 +6,20 @@
 # VMTEST_SAFETY      the plugin's swap-safety= (require; off for the
 #                    negative control)
 # VMTEST_WARMUP      1 (default): warm nbdkit's threads up before swapon
-#                    (see warm_up in lib.sh); 0: the README's recipe as is
+#                    (see warm_up in lib.sh, and vram-swap attach); 0: none
 # VMTEST_SWAP_SIZE   export size (768M)
 # VMTEST_VM_WORKERS  stress-ng --vm workers (2)
 # VMTEST_OVERCOMMIT  percent of the swap device the workers' memory must
-#                    spill into beyond the RAM available at the start (60)
+#                    spill into beyond the RAM available at the start (55)
 # VMTEST_PASSES      write-and-verify passes each worker must complete (1)
 # VMTEST_STRESS_MAX  stress-ng --timeout, a bound, not the plan (150s)
+# VMTEST_MIN_FREE_KB vm.min_free_kbytes for the run (default: the kernel's)
 . /mnt/repo/tests/vm/guest/lib.sh
 
 safety=${VMTEST_SAFETY:-require}
 size=${VMTEST_SWAP_SIZE:-768M}
 workers=${VMTEST_VM_WORKERS:-2}
-overcommit=${VMTEST_OVERCOMMIT:-60}
+overcommit=${VMTEST_OVERCOMMIT:-55}
 passes=${VMTEST_PASSES:-1}
 stress_max=${VMTEST_STRESS_MAX:-150s}
 
@@ -35,6 +36,10 @@ if [[ ${VMTEST_WARMUP:-1} == 1 ]]; then
   warm_up
   check $? "warm-up reads ($(cat /sys/block/nbd0/queue/max_sectors_kb) KiB, O_DIRECT)"
   figure warm_up_seconds "$(elapsed_since "$t0")"
+fi
+if [[ -n ${VMTEST_MIN_FREE_KB:-} ]]; then
+  echo "$VMTEST_MIN_FREE_KB" >/proc/sys/vm/min_free_kbytes
+  log "vm.min_free_kbytes = $(cat /proc/sys/vm/min_free_kbytes)"
 fi
 mkswap $NBD >/dev/null || { fail "mkswap"; exit 1; }
 swapon -p 100 $NBD || { fail "swapon"; exit 1; }
