@@ -24,7 +24,10 @@ did not expect.  Standard library only (run with /usr/bin/python3).
 
     python3 tests/vm/harness.py pressure.sh [NAME=VALUE ...]
 
-runs one guest script by hand, echoing the console.
+runs one guest script by hand, echoing the console.  NAME=VALUE pairs
+become the script's VMTEST_NAME, except TIMEOUT (seconds, default 600),
+SMP (vCPUs, 2), HUNG_TASK_TIMEOUT (10) and EXPECT_IO_ERRORS=1, which are
+the harness's.
 """
 import json
 import lzma
@@ -352,7 +355,7 @@ class Vm:
                         stop_at = now + GRACE_S
                         deadline = stop_at
                     wait = min(deadline, stop_at or deadline) - now
-                    ready, _, _ = select.select([proc.stdout], [], [], min(wait, 1.0))
+                    ready, _, _ = select.select([proc.stdout], [], [], max(0.0, min(wait, 1.0)))
                     if not ready:
                         continue
                     chunk = os.read(proc.stdout.fileno(), 65536)
@@ -448,6 +451,45 @@ class Vm:
         tmp.rename(outdir / f"hostcheck-{name}")
 
 
+def check_vram_ranges(name, args, shm):
+    """A hostcheck handler: the fake VRAM file holds what the guest says.
+    args: base=BYTES (where the export starts in the BAR), then
+    SEED:OFFSET:LENGTH ranges of the export in blockcheck.py's pattern;
+    seed 0 means zeroes.  Returns (ok, detail)."""
+    sys.path.insert(0, str(GUEST_DIR))
+    import blockcheck
+    if not args or not args[0].startswith("base="):
+        return False, f"{name}: no base= argument"
+    base = int(args[0][len("base="):])
+    step = 16 << 20
+    bad = []
+    with open(shm, "rb") as f:
+        for spec in args[1:]:
+            seed, off, length = spec.split(":")
+            seed, off, length = int(seed), blockcheck.size(off), blockcheck.size(length)
+            for chunk in range(off, off + length, step):
+                n = min(step, off + length - chunk)
+                f.seek(base + chunk)
+                data = f.read(n)
+                if seed == 0:
+                    at = next((i for i in range(0, n, 4096)
+                               if data[i:i + 4096] != bytes(4096)), None)
+                    if at is not None:
+                        bad.append(f"{spec}: not zero at {chunk + at:#x} "
+                                   f"({blockcheck.describe(data[at:at + 4096])})")
+                        break
+                else:
+                    at = blockcheck.first_bad_block(data, chunk, seed)
+                    if at is not None:
+                        i = at - chunk
+                        bad.append(f"{spec}: block {at:#x} holds "
+                                   f"{blockcheck.describe(data[i:i + 4096])}")
+                        break
+    if bad:
+        return False, "; ".join(bad)
+    return True, f"{len(args) - 1} ranges as expected at BAR offset {base}"
+
+
 def _die_with_parent():
     """In qemu's child: SIGKILL it when the harness dies, however it dies."""
     import ctypes
@@ -476,10 +518,15 @@ def main(argv):
         return 2
     script = argv[1]
     params = dict(a.split("=", 1) for a in argv[2:] if "=" in a)
+    # Harness settings; everything else is for the script.
     timeout = int(params.pop("TIMEOUT", 600))
+    expect_io_errors = params.pop("EXPECT_IO_ERRORS", "0") == "1"
+    smp = int(params.pop("SMP", 2))
+    hung = int(params.pop("HUNG_TASK_TIMEOUT", 10))
     vm = Vm()
     r = vm.run(Path(script).stem, script, params=params, timeout=timeout, echo=True,
-               expect_io_errors=bool(int(params.pop("EXPECT_IO_ERRORS", "0"))))
+               expect_io_errors=expect_io_errors, smp=smp, hung_task_timeout=hung,
+               hostcheck=check_vram_ranges)
     print(r.summary())
     print(json.dumps(r.result, indent=1))
     return 0 if r.verdict == "pass" else 1

@@ -6,52 +6,10 @@ VRAM itself (the ivshmem file in /dev/shm) read from the host: it holds
 what the guest wrote, zeroes where it discarded, and nothing at all once
 nbdkit has exited.
 """
-import sys
-
+import harness
 import pytest
 
 from settings import BLOCK_BOUND
-
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent / "guest"))
-import blockcheck  # noqa: E402  the guest's pattern, shared
-
-MiB = 1 << 20
-
-
-def _size(text):
-    return blockcheck.size(text)
-
-
-def host_check(name, args, shm):
-    """Answers the guest's hostcheck requests: args are base=BYTES then
-    SEED:OFFSET:LENGTH ranges of the export; seed 0 means zeroes."""
-    base = int(args[0].removeprefix("base="))
-    bad = []
-    with open(shm, "rb") as f:
-        for spec in args[1:]:
-            seed, off, length = spec.split(":")
-            seed, off, length = int(seed), _size(off), _size(length)
-            for chunk in range(off, off + length, 16 * MiB):
-                n = min(16 * MiB, off + length - chunk)
-                f.seek(base + chunk)
-                data = f.read(n)
-                if seed == 0:
-                    if data != bytes(n):
-                        at = next(i for i in range(0, n, 4096)
-                                  if data[i:i + 4096] != bytes(4096))
-                        bad.append(f"{spec}: not zero at {chunk + at:#x} "
-                                   f"({blockcheck.describe(data[at:at + 4096])})")
-                        break
-                else:
-                    at = blockcheck.first_bad_block(data, chunk, seed)
-                    if at is not None:
-                        i = at - chunk
-                        bad.append(f"{spec}: block {at:#x} holds "
-                                   f"{blockcheck.describe(data[i:i + 4096])}")
-                        break
-    if bad:
-        return False, "; ".join(bad)
-    return True, f"{len(args) - 1} ranges as expected at BAR offset {base}"
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +17,7 @@ def run(vm_run_once):
     # 4 vCPUs: the nbd driver maps one hardware queue (one connection) per
     # CPU, so four CPUs put I/O on all four connections.
     return vm_run_once("blocklayer.sh", "block_layer", smp=4, timeout=BLOCK_BOUND,
-                       hostcheck=host_check)
+                       hostcheck=harness.check_vram_ranges)
 
 
 def checks(run, prefix):

@@ -51,3 +51,20 @@ def test_guest_boots_and_reports(vm_run):
     assert r.verdict == "pass", r.reason
     assert r.boot_s is not None and r.boot_s < 60
     assert r.figures["bar_bytes"] >= 1 << 30
+
+
+def test_host_check_of_the_fake_vram_file_finds_patterns_zeroes_and_mistakes(tmp_path):
+    import sys
+    sys.path.insert(0, str(harness.GUEST_DIR))
+    import blockcheck
+    base, M = 8192, 1 << 20
+    vram = tmp_path / "vram"
+    vram.write_bytes(bytes(base) + blockcheck.pattern(0, 2 * M, 7) + bytes(M))
+    ok, detail = harness.check_vram_ranges("t", [f"base={base}", "7:0:2M", "0:2M:1M"], vram)
+    assert ok, detail
+    ok, detail = harness.check_vram_ranges("t", [f"base={base}", "7:0:3M"], vram)
+    assert not ok and "block 0x200000 holds zeroes" in detail
+    ok, detail = harness.check_vram_ranges("t", [f"base={base}", "0:1M:1M"], vram)
+    assert not ok and "pattern of offset 0x100000 seed 7" in detail
+    ok, detail = harness.check_vram_ranges("t", ["base=0", "7:0:4K"], vram)
+    assert not ok  # the export does not start where the base says
