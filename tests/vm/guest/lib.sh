@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the guest test scripts (sourced; bash).  They run in the
 # guest, chrooted into the host's root (read-only), with:
 #   /mnt/repo   this repository      /mnt/build  the build (VRAM_BUILD_DIR)
@@ -16,7 +17,9 @@ SOCK=$RUNDIR/nbdkit.sock
 NBDKIT_LOG=$RUNDIR/nbdkit.log
 MAP_FILE=$RUNDIR/fakecuda.map
 NBD=/dev/nbd0
+# shellcheck disable=SC2034  # for the scripts that source this
 PY=/usr/bin/python3
+# shellcheck disable=SC2034
 CHECKER=/mnt/repo/tests/vm/guest/blockcheck.py
 mkdir -p $RUNDIR
 

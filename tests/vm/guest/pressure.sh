@@ -62,7 +62,7 @@ figure stress_total_kb $((per_worker_kb * workers))
 # Sample peak swap use (and how much of it only the swap device holds:
 # Used minus SwapCached) and the least free RAM while stress-ng runs.
 sampler() {
-  local peak=0 peak_only=0 minfree= used cached free
+  local peak=0 peak_only=0 minfree='' used cached free
   while :; do
     used=$(awk '$1 == "/dev/nbd0" { print $4 }' /proc/swaps)
     cached=$(meminfo_kb SwapCached)
