@@ -37,8 +37,9 @@ if [[ ! -e $tree/.complete ]]; then
   mkdir "$work/root"
   dpkg -x "$deb" "$work/root"
   touch "$work/root/.complete"
-  rm -rf "$tree"
-  mv "$work/root" "$tree"
+  # Atomic; if a concurrent run got there first, keep its tree (a VM may
+  # be booting from it) and drop ours.
+  mv -T "$work/root" "$tree" 2>/dev/null || [[ -e $tree/.complete ]]
 fi
 ln -sfn "$(basename "$tree")" "$cache/current"
 echo "$tree"

@@ -1,7 +1,14 @@
 """The pressure test can fail: the same run with the plugin's swap
 protections off (swap-safety=off: no PR_SET_IO_FLUSHER, no mlockall)
 deadlocks the guest, and the harness must say so, early, because the
-guest's hung-task detector fired, not because the clock ran out.
+guest kernel reported the hang, not because the clock ran out.
+
+The kernel reports it one of two ways, whichever comes first: the
+hung-task detector (a task in D state for hung_task_timeout_secs, 10 s;
+most runs, 12 to 16 s into stress-ng), or the nbd driver's request
+timeout (a request unanswered for 30 s: "Connection timed out"), in runs
+where no task stays in D state for 10 s at a stretch (1 run in 5 so far).
+Both are the kernel seeing requests nobody serves.
 """
 from settings import HANG_REPORTED_WITHIN, HUNG_TASK_TIMEOUT, PRESSURE_BOUND
 
@@ -13,9 +20,8 @@ def test_without_swap_protections_the_guest_hangs_and_is_caught(vm_run):
     caught = r.first("hang")
     assert caught is not None and caught < HANG_REPORTED_WITHIN, \
         f"hang reported at {caught}s; must be within {HANG_REPORTED_WITHIN}s"
-    # By the guest's hung-task detector (before the nbd driver's 30 s
-    # request timeout would turn the deadlock into I/O errors).
-    assert "blocked for more than" in r.first_line("hang"), r.first_line("hang")
+    line = r.first_line("hang")
+    assert "blocked for more than" in line or "Connection timed out" in line, line
     # Stopped a few seconds after the report, not at the wall-clock bound.
     assert r.elapsed < caught + 15
     assert r.first("timeout") is None
