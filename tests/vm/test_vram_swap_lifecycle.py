@@ -1,7 +1,8 @@
 """The vram-swap helper in a real kernel (tests/vm/guest/vram_swap_lifecycle.sh):
-up -> pressure -> status -> down, a second `up` on the same GPU refused,
-and `down` refusing, loudly, with the server left running and the swap
-intact, while swapoff cannot take the swapped pages back into RAM.
+up -> pressure -> status -> suspend/resume (what vram-swap-sleep.service
+runs) -> down, a second `up` on the same GPU refused, and `down` refusing,
+loudly, with the server left running and the swap intact, while swapoff
+cannot take the swapped pages back into RAM.
 """
 from settings import PRESSURE_BOUND
 

@@ -46,6 +46,22 @@ sed 's/^/status: /' $RUNDIR/status.log
 grep -Eq "^0 +$pid +$nbd +[0-9]+M +[0-9]+M +77 " $RUNDIR/status.log
 check $? "status shows GPU 0, the server, the device, its size, use and priority"
 
+# suspend and resume (what vram-swap-sleep.service runs around sleep)
+$H suspend >$RUNDIR/suspend.log 2>&1
+rc=$?; sed 's/^/suspend: /' $RUNDIR/suspend.log
+check $rc "vram-swap suspend"
+! awk -v d="$nbd" '$1 == d { f = 1 } END { exit !f }' /proc/swaps && ! kill -0 "$pid" 2>/dev/null
+check $? "before sleep: $nbd is no longer swap and the server (its VRAM) is gone"
+grep -qx 0 /run/vram-swap/suspended
+check $? "GPU 0 is remembered for resume"
+$H resume >$RUNDIR/resume.log 2>&1
+rc=$?; sed 's/^/resume: /' $RUNDIR/resume.log
+check $rc "vram-swap resume"
+nbd=$(cat /run/vram-swap/0.dev 2>/dev/null)
+pid=$(cat /run/vram-swap/0.pid 2>/dev/null)
+awk -v d="$nbd" '$1 == d && $5 == 77 { f = 1 } END { exit !f }' /proc/swaps && kill -0 "$pid"
+check $? "after resume: a new server, and $nbd is swap again at priority 77"
+
 # down while swapoff cannot succeed: tmpfs pages charged to a memory cgroup
 # that cannot take them back.  The kernel fails swapoff with ENOMEM.
 mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
