@@ -86,12 +86,13 @@ def test_clients_killed_mid_request_leave_others_served(vram, connect):
         pytest.xfail("nbdkit 1.32 aborted: " + NBDKIT_132_SEND_RACE)
     assert not errors, errors
     assert server.alive()
-    # nbdkit did notice: writes cut short in their payload, and replies to
-    # reads that nobody was there to receive.
-    wait_until(lambda: re.search(r"write (error )?reply.*: (Broken pipe|Connection reset)",
-                                 server.log_text()), what="nbdkit to fail a read's reply")
-    wait_until(lambda: server.log_text().count("read data: NBD_CMD_WRITE") == 2,
-               what="nbdkit to see two writes cut short")
+    # nbdkit did notice the clients go.  How each one went depends on how
+    # far its requests had got when it was killed (a write's payload cut
+    # short, a read's reply with nobody to receive it, or a request not sent
+    # at all), so only that the disconnections were seen is certain.
+    wait_until(lambda: re.search(r"(read data: NBD_CMD_WRITE|write (error )?reply.*: "
+                                 r"(Broken pipe|Connection reset))", server.log_text()),
+               what="nbdkit to log a client that went away mid-request")
 
     h = connect(server)
     assert_same(read_export(h, 0, 16 * MiB), data, "the other client's data")
