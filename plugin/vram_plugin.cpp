@@ -91,7 +91,8 @@ int report(const IoStatus &status)
 {
   if (status)
     return 0;
-  nbdkit_error("%s", status.message.c_str());
+  if (!status.quiet)
+    nbdkit_error("%s", status.message.c_str());
   nbdkit_set_error(status.errnum);
   return -1;
 }

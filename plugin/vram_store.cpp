@@ -113,8 +113,8 @@ VramStore::~VramStore()
     log_warning(gpu_label_ + ": VRAM not zeroed at shutdown (the GPU failed earlier)");
     return;
   }
-  CUresult r = CUDA_ERROR_INVALID_CONTEXT;
-  if (bind_context())
+  CUresult r = bind_context();
+  if (r == CUDA_SUCCESS)
     r = pool_.lane(0).zero(memory_.get(), size_);
   if (r != CUDA_SUCCESS)
     log_warning(gpu_label_ + ": could not zero VRAM before releasing it: " + driver_.describe(r));
@@ -122,23 +122,29 @@ VramStore::~VramStore()
 
 // Every nbdkit worker thread must have the context current before it
 // issues CUDA calls; remember per thread which context that was.
-bool VramStore::bind_context()
+CUresult VramStore::bind_context()
 {
   // Keyed by store, not by context handle: a primary context released and
   // retained again may come back at the same address.
   thread_local uint64_t bound = 0;
   if (bound == generation_)
-    return true;
-  if (cu_.CtxSetCurrent(context_.get()) != CUDA_SUCCESS)
-    return false;
+    return CUDA_SUCCESS;
+  if (const CUresult r = cu_.CtxSetCurrent(context_.get()); r != CUDA_SUCCESS)
+    return r;
   bound = generation_;
-  return true;
+  return CUDA_SUCCESS;
 }
 
-IoStatus VramStore::failed_status() const
+// Every request after a sticky error fails; a swap device sends thousands a
+// second, so the log gets one line per 10 s with the count held back.
+IoStatus VramStore::failed_status()
 {
+  const auto held_back = out_of_service_log_.admit();
+  if (!held_back)
+    return {EIO, {}, true};
   return {EIO, gpu_label_ + " is out of service after an earlier GPU error (" +
-                 failure_reason_ + "); restart nbdkit to serve again"};
+                 failure_reason_ + "); restart nbdkit to serve again" +
+                 LogThrottle::suppressed_note(*held_back)};
 }
 
 void VramStore::enter_failed_state(const std::string &why)
@@ -162,8 +168,8 @@ IoStatus VramStore::check(const char *op, uint64_t count, uint64_t offset)
                            "(%llu bytes)", op, static_cast<unsigned long long>(count),
                            static_cast<unsigned long long>(offset),
                            static_cast<unsigned long long>(size_))};
-  if (!bind_context()) {
-    enter_failed_state("cannot make the CUDA context current");
+  if (const CUresult r = bind_context(); r != CUDA_SUCCESS) {
+    enter_failed_state("cannot make the CUDA context current: " + driver_.describe(r));
     return failed_status();
   }
   return {};

@@ -6,6 +6,7 @@
 #include "cuda_driver.hpp"
 #include "cuda_handles.hpp"
 #include "lane_pool.hpp"
+#include "log_throttle.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -26,6 +27,7 @@ struct StartupError : std::runtime_error {
 struct IoStatus {
   int errnum = 0;
   std::string message;
+  bool quiet = false; // a repeat held back by a LogThrottle: set the errno, log nothing
   explicit operator bool() const { return errnum == 0; }
 };
 
@@ -65,10 +67,10 @@ private:
   VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMemory memory, uint64_t size,
             const Config &config, const Layout &layout);
 
-  bool bind_context();
+  CUresult bind_context();
   IoStatus check(const char *op, uint64_t count, uint64_t offset);
   IoStatus fail_request(const char *op, CUresult r, uint64_t count, uint64_t offset);
-  IoStatus failed_status() const;
+  IoStatus failed_status();
   void enter_failed_state(const std::string &why);
 
   const CudaDriver &driver_;
@@ -84,6 +86,7 @@ private:
   std::atomic<bool> failed_{false};
   std::once_flag failure_logged_;
   std::string failure_reason_; // written once, before failed_ is set
+  LogThrottle out_of_service_log_{std::chrono::seconds(10)};
 };
 
 } // namespace vram

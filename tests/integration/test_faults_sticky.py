@@ -6,6 +6,7 @@ clients instead of hanging them."""
 import errno
 import random
 import threading
+import time
 
 import nbd
 import pytest
@@ -113,6 +114,7 @@ def test_sticky_error_mid_run_under_load_is_logged_once(vram, connect, tmp_path)
         h.shutdown()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    started = time.monotonic()
     for t in threads:
         t.start()
     try:
@@ -133,3 +135,7 @@ def test_sticky_error_mid_run_under_load_is_logged_once(vram, connect, tmp_path)
     log = server.log_text()
     assert log.count(REASON) == 1, log
     assert "CUDA_ERROR_ECC_UNCORRECTABLE" in next(l for l in log.splitlines() if REASON in l)
+    # Later failures are rate-limited: one line per 10 s, not one per request.
+    repeats = log.count("is out of service after an earlier GPU error")
+    assert 1 <= repeats <= 2 + (time.monotonic() - started) // 10, log
+    assert len(failed) > 40 > repeats
