@@ -21,7 +21,11 @@ const char *const config_help =
   "swap-safety=attempt|require|off\n"
   "                          Swap deadlock protections (default attempt).\n"
   "init-timeout=<SECONDS>    How long to wait for a driver that is not ready (10).\n"
-  "wait=auto|spin|yield|block How threads wait for the GPU (auto).\n";
+  "wait=auto|spin|yield|block How threads wait for the GPU (auto).\n"
+  "allocation=eager|lazy     Hold all VRAM from the start (eager, default), or\n"
+  "                          only chunks that hold data (lazy).\n"
+  "lazy-chunk=<SIZE>         allocation=lazy: unit of VRAM mapped and released (64M).\n"
+  "status-file=<PATH>        Keep the size and VRAM held in this file (KEY=VALUE).\n";
 
 namespace {
 
@@ -66,6 +70,11 @@ std::string_view to_string(WaitMode w)
   return "?";
 }
 
+std::string_view to_string(Allocation a)
+{
+  return a == Allocation::lazy ? "lazy" : "eager";
+}
+
 std::string_view to_string(SwapSafety s)
 {
   switch (s) {
@@ -80,6 +89,7 @@ ConfigBuilder::ConfigBuilder()
 {
   config_.step = 512 * MiB;
   config_.chunk_size = 256 * KiB;
+  config_.lazy_chunk = 64 * MiB;
   config_.device = *parse_device_selector("0");
 }
 
@@ -153,11 +163,29 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
                         ": expected 'auto' (the driver's choice), 'spin' (lowest latency, "
                         "a busy core per waiting request), 'yield' or 'block' (least CPU "
                         "and power, more latency)");
+  } else if (key == "allocation") {
+    if (value == "eager") config_.allocation = Allocation::eager;
+    else if (value == "lazy") config_.allocation = Allocation::lazy;
+    else
+      throw ConfigError("allocation=" + std::string(value) +
+                        ": expected 'eager' (default: allocate the whole size at start) "
+                        "or 'lazy' (hold VRAM only for chunks that hold data)");
+  } else if (key == "lazy-chunk") {
+    const uint64_t v = parse_size_param(key, value);
+    if (v < 2 * MiB || v > GiB || v % (2 * MiB) != 0)
+      throw ConfigError("lazy-chunk=" + std::string(value) +
+                        ": must be a multiple of 2M from 2M to 1G, e.g. 64M");
+    config_.lazy_chunk = v;
+  } else if (key == "status-file") {
+    if (value.empty() || value.front() != '/')
+      throw ConfigError("status-file=" + std::string(value) +
+                        ": expected an absolute path, e.g. /run/vram-swap/vram0.status");
+    config_.status_file = value;
   } else {
     throw ConfigError("unknown parameter '" + std::string(key) +
                       "': accepted parameters are size, reserve, step, min-size, "
-                      "device, lanes, chunk-size, swap-safety, init-timeout, wait "
-                      "(see nbdkit-vram-plugin(1))");
+                      "device, lanes, chunk-size, swap-safety, init-timeout, wait, "
+                      "allocation, lazy-chunk, status-file (see nbdkit-vram-plugin(1))");
   }
 }
 

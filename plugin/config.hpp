@@ -31,6 +31,10 @@ enum class SwapSafety {
 // waiting), yield, or block (sleeps, costs latency, saves power).
 enum class WaitMode { automatic, spin, yield, block };
 
+// When VRAM is held: all of it from the start (eager), or per chunk while
+// the chunk holds data (lazy, CUDA virtual memory management).
+enum class Allocation { eager, lazy };
+
 struct Config {
   SizeRequest size;
   std::optional<uint64_t> reserve;  // default depends on the GPU (display)
@@ -42,6 +46,9 @@ struct Config {
   SwapSafety swap_safety = SwapSafety::attempt;
   unsigned init_timeout_s = 10;
   WaitMode wait = WaitMode::automatic;
+  Allocation allocation = Allocation::eager;
+  uint64_t lazy_chunk;              // allocation=lazy: VRAM is mapped in these units
+  std::string status_file;          // empty: none
 };
 
 // lanes= when not given: nbdkit runs up to 16 requests per connection at
@@ -70,5 +77,6 @@ private:
 
 std::string_view to_string(SwapSafety s);
 std::string_view to_string(WaitMode w);
+std::string_view to_string(Allocation a);
 
 } // namespace vram

@@ -92,7 +92,7 @@ std::unique_ptr<CudaDriver> CudaDriver::load(std::string &error)
     entry("cuMemcpyDtoHAsync", a.MemcpyDtoHAsync),
     entry("cuMemsetD8Async", a.MemsetD8Async),
   };
-  for (const auto &[name, slot] : entries) {
+  const auto lookup = [&](const char *name, void **slot) {
     *slot = nullptr;
     CUresult r;
     if (gpa2) {
@@ -103,12 +103,29 @@ std::unique_ptr<CudaDriver> CudaDriver::load(std::string &error)
     } else {
       r = gpa1(name, slot, api_version, CU_GET_PROC_ADDRESS_LEGACY_STREAM);
     }
-    if (r != CUDA_SUCCESS || *slot == nullptr) {
+    if (r != CUDA_SUCCESS)
+      *slot = nullptr;
+    return *slot != nullptr;
+  };
+  for (const auto &[name, slot] : entries) {
+    if (!lookup(name, slot)) {
       error = path + " lacks " + name +
               ": the NVIDIA driver is too old (a driver for CUDA 12.0 or later is needed)";
       return nullptr;
     }
   }
+  const std::pair<const char *, void **> optional_entries[] = {
+    entry("cuMemGetAllocationGranularity", a.MemGetAllocationGranularity),
+    entry("cuMemAddressReserve", a.MemAddressReserve),
+    entry("cuMemAddressFree", a.MemAddressFree),
+    entry("cuMemCreate", a.MemCreate),
+    entry("cuMemRelease", a.MemRelease),
+    entry("cuMemMap", a.MemMap),
+    entry("cuMemUnmap", a.MemUnmap),
+    entry("cuMemSetAccess", a.MemSetAccess),
+  };
+  for (const auto &[name, slot] : optional_entries)
+    lookup(name, slot);
   return driver;
 }
 

@@ -44,6 +44,23 @@ struct CudaApi {
   decltype(&::cuMemcpyHtoDAsync) MemcpyHtoDAsync = nullptr;
   decltype(&::cuMemcpyDtoHAsync) MemcpyDtoHAsync = nullptr;
   decltype(&::cuMemsetD8Async) MemsetD8Async = nullptr;
+
+  // Virtual memory management, for allocation=lazy.  Optional: left null
+  // when the driver lacks them, and the plugin falls back to eager.
+  decltype(&::cuMemGetAllocationGranularity) MemGetAllocationGranularity = nullptr;
+  decltype(&::cuMemAddressReserve) MemAddressReserve = nullptr;
+  decltype(&::cuMemAddressFree) MemAddressFree = nullptr;
+  decltype(&::cuMemCreate) MemCreate = nullptr;
+  decltype(&::cuMemRelease) MemRelease = nullptr;
+  decltype(&::cuMemMap) MemMap = nullptr;
+  decltype(&::cuMemUnmap) MemUnmap = nullptr;
+  decltype(&::cuMemSetAccess) MemSetAccess = nullptr;
+
+  bool has_vmm() const
+  {
+    return MemGetAllocationGranularity && MemAddressReserve && MemAddressFree && MemCreate &&
+           MemRelease && MemMap && MemUnmap && MemSetAccess;
+  }
 };
 
 class CudaDriver {

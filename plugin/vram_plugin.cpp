@@ -12,6 +12,7 @@
 #include "logging.hpp"
 #include "preflight.hpp"
 #include "sizing.hpp"
+#include "status_reporter.hpp"
 #include "swap_safety.hpp"
 #include "version.hpp"
 #include "vram_store.hpp"
@@ -37,6 +38,7 @@ struct PluginState {
   ProtectionResult io_flusher;
   std::unique_ptr<CudaDriver> driver;
   std::unique_ptr<VramStore> store;
+  std::unique_ptr<StatusReporter> reporter; // destroyed before the store
 };
 
 PluginState *state;
@@ -222,6 +224,13 @@ int vram_after_fork()
                        static_cast<unsigned long long>(store.size()),
                        state->layout.gpu_label.c_str(), store.lanes(),
                        format_byte_size(store.chunk_size()).c_str()));
+    if (store.allocation() == Allocation::lazy)
+      log_info("allocation=lazy: VRAM is held in chunks of " +
+               format_byte_size(store.lazy_chunk()) +
+               " while they hold data; none is held yet");
+    if (store.allocation() == Allocation::lazy || !config.status_file.empty())
+      state->reporter = std::make_unique<StatusReporter>(
+        store, StatusReporter::Settings{state->layout.gpu_label, config.status_file});
     if (config.swap_safety == SwapSafety::off) {
       log_warning("swap protections are off (swap-safety=off): do not use this export as swap");
     } else {
@@ -243,8 +252,10 @@ int vram_after_fork()
 
 void vram_cleanup()
 {
-  if (state)
+  if (state) {
+    state->reporter.reset();
     state->store.reset();
+  }
 }
 
 void vram_dump_plugin()

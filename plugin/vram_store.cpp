@@ -5,6 +5,7 @@
 #include "logging.hpp"
 #include "sizing.hpp"
 
+#include <algorithm>
 #include <cerrno>
 
 namespace vram {
@@ -58,9 +59,32 @@ std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Confi
     throw StartupError(e.what());
   }
 
+  std::unique_ptr<LazyVram> lazy;
+  if (config.allocation == Allocation::lazy) {
+    // Address space only: the size is not backed off, VRAM comes later.
+    // The VRAM that size=auto or an explicit reserve= leaves to other
+    // programs stays free as chunks are mapped.
+    LazyVram::Settings settings;
+    settings.size = plan.first;
+    settings.chunk = config.lazy_chunk;
+    if (config.reserve)
+      settings.headroom = *config.reserve;
+    else if (config.size.kind == SizeRequest::Kind::automatic)
+      settings.headroom = plan.reserve;
+    std::string why_not;
+    try {
+      lazy = LazyVram::open(driver, dev, settings, why_not);
+    } catch (const std::runtime_error &e) {
+      throw StartupError(layout.gpu_label + ": allocation=lazy: " + e.what());
+    }
+    if (!lazy)
+      log_warning(layout.gpu_label + ": allocation=lazy is not available (" + why_not +
+                  "); falling back to allocation=eager");
+  }
+
   DeviceMemory memory;
-  uint64_t size = 0;
-  for (uint64_t attempt : backoff_sizes(plan)) {
+  uint64_t size = lazy ? plan.first : 0;
+  for (uint64_t attempt : lazy ? std::vector<uint64_t>{} : backoff_sizes(plan)) {
     CUdeviceptr ptr = 0;
     r = cu.MemAlloc(&ptr, attempt);
     if (r == CUDA_SUCCESS) {
@@ -74,7 +98,7 @@ std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Confi
     log_debug("allocating " + format_byte_size(attempt) + " on " + layout.gpu_label +
               " failed (out of memory), backing off by " + format_byte_size(plan.step));
   }
-  if (!memory)
+  if (!memory && !lazy)
     throw StartupError(layout.gpu_label + " could not allocate even min-size=" +
                        format_byte_size(plan.minimum) + " of VRAM (" +
                        format_byte_size(free) + " reported free). Free some VRAM, "
@@ -82,21 +106,26 @@ std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Confi
 
   std::unique_ptr<VramStore> store;
   try {
-    store.reset(new VramStore(driver, std::move(context), std::move(memory), size, config, layout));
+    store.reset(new VramStore(driver, std::move(context), std::move(memory), std::move(lazy),
+                              size, config, layout));
   } catch (const std::runtime_error &e) {
     throw StartupError(layout.gpu_label + ": " + e.what());
   }
 
-  // Privacy: VRAM may still hold another process's data.
-  if ((r = store->pool_.lane(0).zero(store->memory_.get(), size)) != CUDA_SUCCESS)
+  // Privacy: VRAM may still hold another process's data.  (Lazy chunks
+  // are zeroed as they are mapped.)
+  if (store->memory_ &&
+      (r = store->pool_.lane(0).zero(store->memory_.get(), size)) != CUDA_SUCCESS)
     throw StartupError(layout.gpu_label + ": zeroing the new VRAM allocation failed: " +
                        driver.describe(r));
   return store;
 }
 
 VramStore::VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMemory memory,
-                     uint64_t size, const Config &config, const Layout &layout)
+                     std::unique_ptr<LazyVram> lazy, uint64_t size, const Config &config,
+                     const Layout &layout)
   : driver_(driver), cu_(driver.api()), context_(std::move(context)), memory_(std::move(memory)),
+    lazy_(std::move(lazy)), base_(lazy_ ? lazy_->base() : memory_.get()),
     size_(size), chunk_size_(config.chunk_size), gpu_label_(layout.gpu_label),
     pool_(driver, layout.lanes, config.chunk_size)
 {
@@ -114,8 +143,16 @@ VramStore::~VramStore()
     return;
   }
   CUresult r = bind_context();
-  if (r == CUDA_SUCCESS)
-    r = pool_.lane(0).zero(memory_.get(), size_);
+  if (lazy_) {
+    const uint64_t chunk = lazy_->chunk_size();
+    lazy_->residency().release_all([&](size_t c) {
+      if (r == CUDA_SUCCESS)
+        r = pool_.lane(0).zero(base_ + c * chunk, chunk);
+      (void)lazy_->unmap(c);
+    });
+  } else if (r == CUDA_SUCCESS) {
+    r = pool_.lane(0).zero(base_, size_);
+  }
   if (r != CUDA_SUCCESS)
     log_warning(gpu_label_ + ": could not zero VRAM before releasing it: " + driver_.describe(r));
 }
@@ -192,7 +229,9 @@ IoStatus VramStore::read(void *buf, uint64_t count, uint64_t offset)
 {
   if (IoStatus s = check("read", count, offset); !s)
     return s;
-  const CUresult r = pool_.acquire()->read(static_cast<std::byte *>(buf), memory_.get() + offset, count);
+  if (lazy_)
+    return read_lazy(static_cast<std::byte *>(buf), count, offset);
+  const CUresult r = pool_.acquire()->read(static_cast<std::byte *>(buf), base_ + offset, count);
   if (r != CUDA_SUCCESS)
     return fail_request("read", r, count, offset);
   return {};
@@ -202,8 +241,10 @@ IoStatus VramStore::write(const void *buf, uint64_t count, uint64_t offset)
 {
   if (IoStatus s = check("write", count, offset); !s)
     return s;
+  if (lazy_)
+    return write_lazy(static_cast<const std::byte *>(buf), count, offset);
   const CUresult r =
-    pool_.acquire()->write(memory_.get() + offset, static_cast<const std::byte *>(buf), count);
+    pool_.acquire()->write(base_ + offset, static_cast<const std::byte *>(buf), count);
   if (r != CUDA_SUCCESS)
     return fail_request("write", r, count, offset);
   return {};
@@ -213,10 +254,79 @@ IoStatus VramStore::zero(uint64_t count, uint64_t offset)
 {
   if (IoStatus s = check("zero", count, offset); !s)
     return s;
-  const CUresult r = pool_.acquire()->zero(memory_.get() + offset, count);
+  if (lazy_)
+    return zero_lazy(count, offset);
+  const CUresult r = pool_.acquire()->zero(base_ + offset, count);
   if (r != CUDA_SUCCESS)
     return fail_request("zero", r, count, offset);
   return {};
+}
+
+// allocation=lazy: each request is cut at chunk boundaries; a chunk that
+// holds no VRAM reads as zeroes without a GPU call.
+IoStatus VramStore::read_lazy(std::byte *buf, uint64_t count, uint64_t offset)
+{
+  ChunkResidency &chunks = lazy_->residency();
+  auto lane = pool_.acquire();
+  const CUresult r = chunks.for_each_piece(offset, count, [&](uint64_t o, uint64_t n, size_t) {
+    std::byte *dst = buf + (o - offset);
+    return chunks.read(o, n, [&](bool mapped) {
+      if (!mapped) {
+        std::fill_n(dst, n, std::byte{0});
+        return CUDA_SUCCESS;
+      }
+      return lane->read(dst, base_ + o, n);
+    });
+  });
+  if (r != CUDA_SUCCESS)
+    return fail_request("read", r, count, offset);
+  return {};
+}
+
+IoStatus VramStore::write_lazy(const std::byte *buf, uint64_t count, uint64_t offset)
+{
+  ChunkResidency &chunks = lazy_->residency();
+  auto lane = pool_.acquire();
+  std::string shortage;
+  const CUresult r = chunks.for_each_piece(offset, count, [&](uint64_t o, uint64_t n, size_t) {
+    const auto map = [&](size_t chunk) { return lazy_->map(chunk, *lane, shortage); };
+    return chunks.write(o, n, map, [&] { return lane->write(base_ + o, buf + (o - offset), n); });
+  });
+  if (r == CUDA_ERROR_OUT_OF_MEMORY && !shortage.empty())
+    return no_space(count, offset, shortage);
+  if (r != CUDA_SUCCESS)
+    return fail_request("write", r, count, offset);
+  return {};
+}
+
+IoStatus VramStore::zero_lazy(uint64_t count, uint64_t offset)
+{
+  ChunkResidency &chunks = lazy_->residency();
+  auto lane = pool_.acquire();
+  const CUresult r = chunks.for_each_piece(offset, count, [&](uint64_t o, uint64_t n, size_t) {
+    const auto unmap = [&](size_t chunk) { return lazy_->unmap(chunk); };
+    return chunks.clear(o, n, [&] { return lane->zero(base_ + o, n); }, unmap);
+  });
+  if (r != CUDA_SUCCESS)
+    return fail_request("zero", r, count, offset);
+  return {};
+}
+
+// Another program has the VRAM: this write fails, nothing stored is
+// touched, and writes work again once VRAM is free.
+IoStatus VramStore::no_space(uint64_t count, uint64_t offset, const std::string &shortage)
+{
+  const auto held_back = no_space_log_.admit();
+  if (!held_back)
+    return {ENOSPC, {}, true};
+  return {ENOSPC,
+          strformat("write of %llu bytes at offset %llu failed with ENOSPC: ",
+                    static_cast<unsigned long long>(count),
+                    static_cast<unsigned long long>(offset)) +
+            gpu_label_ + " has no VRAM for another " + format_byte_size(lazy_->chunk_size()) +
+            " chunk (" + shortage + "; this export holds " + format_byte_size(lazy_->held()) +
+            "). Data already stored is unaffected; writes succeed again when VRAM is freed" +
+            LogThrottle::suppressed_note(*held_back)};
 }
 
 IoStatus VramStore::flush()

@@ -6,6 +6,7 @@
 #include "cuda_driver.hpp"
 #include "cuda_handles.hpp"
 #include "lane_pool.hpp"
+#include "lazy_vram.hpp"
 #include "log_throttle.hpp"
 
 #include <atomic>
@@ -50,6 +51,12 @@ public:
   ~VramStore();
 
   uint64_t size() const { return size_; }
+  // What the export holds on the GPU: allocation=eager, or lazy when the
+  // GPU supports it (otherwise the store fell back to eager).
+  Allocation allocation() const { return lazy_ ? Allocation::lazy : Allocation::eager; }
+  // VRAM held now: the whole size when eager, mapped chunks when lazy.
+  uint64_t held() const { return lazy_ ? lazy_->held() : size_; }
+  uint64_t lazy_chunk() const { return lazy_ ? lazy_->chunk_size() : 0; }
   size_t lanes() const { return pool_.size(); }
   uint64_t chunk_size() const { return chunk_size_; }
 
@@ -64,8 +71,14 @@ public:
   VramStore &operator=(const VramStore &) = delete;
 
 private:
-  VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMemory memory, uint64_t size,
-            const Config &config, const Layout &layout);
+  VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMemory memory,
+            std::unique_ptr<LazyVram> lazy, uint64_t size, const Config &config,
+            const Layout &layout);
+
+  IoStatus read_lazy(std::byte *buf, uint64_t count, uint64_t offset);
+  IoStatus write_lazy(const std::byte *buf, uint64_t count, uint64_t offset);
+  IoStatus zero_lazy(uint64_t count, uint64_t offset);
+  IoStatus no_space(uint64_t count, uint64_t offset, const std::string &shortage);
 
   CUresult bind_context();
   IoStatus check(const char *op, uint64_t count, uint64_t offset);
@@ -76,7 +89,9 @@ private:
   const CudaDriver &driver_;
   const CudaApi &cu_;
   PrimaryContext context_;
-  DeviceMemory memory_;
+  DeviceMemory memory_;           // eager
+  std::unique_ptr<LazyVram> lazy_; // lazy
+  CUdeviceptr base_;              // byte 0 of the export
   uint64_t size_;
   uint64_t chunk_size_;
   std::string gpu_label_;
@@ -87,6 +102,7 @@ private:
   std::once_flag failure_logged_;
   std::string failure_reason_; // written once, before failed_ is set
   LogThrottle out_of_service_log_{std::chrono::seconds(10)};
+  LogThrottle no_space_log_{std::chrono::seconds(10)};
 };
 
 } // namespace vram

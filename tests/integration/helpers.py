@@ -109,23 +109,55 @@ def wait_until(predicate, timeout=10.0, what="condition"):
 
 _MAP_LINE = re.compile(r"^(alloc|free) gpu=(\d+) dptr=(0x[0-9a-f]+)"
                        r"(?: file_offset=(\d+) size=(\d+))?$")
+# Virtual memory management (allocation=lazy): physical allocations and
+# their mappings into reserved address space.
+_VMM_LINE = re.compile(r"^(create|release|map|unmap) (.*)$")
+
+
+def _fields(text):
+    out = {}
+    for item in text.split():
+        key, sep, value = item.partition("=")
+        if sep:
+            out[key] = int(value, 0)
+        else:
+            out[key] = True  # a flag, e.g. "deferred"
+    return out
 
 
 def parse_map_file(path):
-    """Events of FAKECUDA_MAP_FILE: dicts with op, gpu, dptr[, file_offset, size]."""
+    """Events of FAKECUDA_MAP_FILE: dicts with op and the line's fields
+    (alloc/free: gpu, dptr[, file_offset, size]; create: gpu, handle,
+    file_offset, size; release: handle; map: dptr, size, handle, offset,
+    file_offset; unmap: dptr, size)."""
     path = Path(path)
     if not path.exists():
         return []
     events = []
     for line in path.read_text().splitlines():
         m = _MAP_LINE.match(line)
+        if m:
+            e = {"op": m[1], "gpu": int(m[2]), "dptr": int(m[3], 16)}
+            if m[1] == "alloc":
+                e["file_offset"] = int(m[4])
+                e["size"] = int(m[5])
+            events.append(e)
+            continue
+        m = _VMM_LINE.match(line)
         assert m, f"unexpected line in {path}: {line!r}"
-        e = {"op": m[1], "gpu": int(m[2]), "dptr": int(m[3], 16)}
-        if m[1] == "alloc":
-            e["file_offset"] = int(m[4])
-            e["size"] = int(m[5])
-        events.append(e)
+        events.append({"op": m[1], **_fields(m[2])})
     return events
+
+
+def physical_held(events):
+    """Bytes of physical VRAM created and not yet released (VMM)."""
+    live = {}
+    for e in events:
+        if e["op"] == "create":
+            live[e["handle"]] = e["size"]
+        elif e["op"] == "release":
+            live.pop(e["handle"], None)
+    return sum(live.values())
 
 
 class VramServer(Server):

@@ -1,0 +1,140 @@
+#include "lazy_vram.hpp"
+
+#include "byte_size.hpp"
+
+#include <stdexcept>
+
+namespace vram {
+namespace {
+
+CUmemAllocationProp allocation_prop(CUdevice device)
+{
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = device;
+  return prop;
+}
+
+uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+
+} // namespace
+
+std::unique_ptr<LazyVram> LazyVram::open(const CudaDriver &driver, CUdevice device,
+                                         const Settings &settings, std::string &why_not)
+{
+  const CudaApi &cu = driver.api();
+  if (!cu.has_vmm()) {
+    why_not = "the NVIDIA driver lacks the virtual memory management calls (cuMemCreate, "
+              "cuMemMap, ...)";
+    return nullptr;
+  }
+  int supported = 0;
+  CUresult r = cu.DeviceGetAttribute(
+    &supported, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, device);
+  if (r != CUDA_SUCCESS)
+    throw std::runtime_error("cuDeviceGetAttribute(VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED) "
+                             "failed: " + driver.describe(r));
+  if (!supported) {
+    why_not = "the GPU or driver does not support CUDA virtual memory management";
+    return nullptr;
+  }
+  const CUmemAllocationProp prop = allocation_prop(device);
+  size_t granularity = 0;
+  r = cu.MemGetAllocationGranularity(&granularity, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED);
+  if (r == CUDA_ERROR_NOT_SUPPORTED) {
+    why_not = "the driver does not support CUDA virtual memory management on this GPU";
+    return nullptr;
+  }
+  if (r != CUDA_SUCCESS || granularity == 0)
+    throw std::runtime_error("cuMemGetAllocationGranularity failed: " + driver.describe(r));
+
+  // A multiple of the driver's granularity and of 256 KiB (the block
+  // bitmap's words).
+  const uint64_t unit = round_up(granularity, 256 * KiB);
+  const uint64_t chunk = round_up(settings.chunk, unit);
+  const uint64_t reserved = round_up(settings.size, chunk);
+  CUdeviceptr base = 0;
+  if ((r = cu.MemAddressReserve(&base, reserved, 0, 0, 0)) != CUDA_SUCCESS)
+    throw std::runtime_error("reserving " + format_byte_size(reserved) +
+                             " of GPU address space failed: " + driver.describe(r));
+  try {
+    return std::unique_ptr<LazyVram>(
+      new LazyVram(driver, device, settings, chunk, base, reserved));
+  } catch (...) {
+    (void)cu.MemAddressFree(base, reserved);
+    throw;
+  }
+}
+
+LazyVram::LazyVram(const CudaDriver &driver, CUdevice device, const Settings &settings,
+                   uint64_t chunk, CUdeviceptr base, uint64_t reserved)
+  : driver_(driver), cu_(driver.api()), device_(device), headroom_(settings.headroom),
+    base_(base), reserved_(reserved), residency_(settings.size, chunk),
+    handles_(residency_.chunks(), 0)
+{
+}
+
+LazyVram::~LazyVram()
+{
+  residency_.release_all([&](size_t chunk) { (void)unmap(chunk); });
+  (void)cu_.MemAddressFree(base_, reserved_);
+}
+
+CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
+{
+  const uint64_t size = residency_.chunk_size();
+  if (headroom_ > 0) {
+    size_t free = 0, total = 0;
+    if (const CUresult r = cu_.MemGetInfo(&free, &total); r != CUDA_SUCCESS)
+      return r;
+    if (free < size + headroom_) {
+      shortage = format_byte_size(free) + " of VRAM free, and reserve= keeps " +
+                 format_byte_size(headroom_) + " of it for other programs";
+      return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+  }
+  const CUmemAllocationProp prop = allocation_prop(device_);
+  CUmemGenericAllocationHandle handle = 0;
+  CUresult r = cu_.MemCreate(&handle, size, &prop, 0);
+  if (r != CUDA_SUCCESS) {
+    if (r == CUDA_ERROR_OUT_OF_MEMORY) {
+      size_t free = 0, total = 0;
+      shortage = cu_.MemGetInfo(&free, &total) == CUDA_SUCCESS
+                   ? format_byte_size(free) + " of VRAM free"
+                   : "the GPU is out of memory";
+    }
+    return r;
+  }
+  const CUdeviceptr at = base_ + chunk * size;
+  if ((r = cu_.MemMap(at, size, 0, handle, 0)) != CUDA_SUCCESS) {
+    (void)cu_.MemRelease(handle);
+    return r;
+  }
+  CUmemAccessDesc access{};
+  access.location = prop.location;
+  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  r = cu_.MemSetAccess(at, size, &access, 1);
+  // Privacy and the zeroes a never-written block must read as: VRAM may
+  // still hold another program's data.
+  if (r == CUDA_SUCCESS)
+    r = lane.zero(at, size);
+  if (r != CUDA_SUCCESS) {
+    (void)cu_.MemUnmap(at, size);
+    (void)cu_.MemRelease(handle);
+    return r;
+  }
+  handles_[chunk] = handle;
+  return CUDA_SUCCESS;
+}
+
+CUresult LazyVram::unmap(size_t chunk)
+{
+  const uint64_t size = residency_.chunk_size();
+  CUresult r = cu_.MemUnmap(base_ + chunk * size, size);
+  const CUresult released = cu_.MemRelease(handles_[chunk]);
+  handles_[chunk] = 0;
+  return r != CUDA_SUCCESS ? r : released;
+}
+
+} // namespace vram
