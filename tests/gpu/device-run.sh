@@ -3,11 +3,12 @@
 # make-carry.sh: the GPU test suite, then the memory-vs-vram comparison.
 # Logs go to $OUT (the device tool's output folder) or ./device-out.
 #
-#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|all]
+#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|lazy|all]
 #
 # bench: bench/compare.sh (vram vs memory plugin) and bench/core-bench;
 # lanes: the quick comparison at lanes=16, 32 and 64;
-# integrity: bench/integrity_overhead.sh (the integrity filter's cost).
+# integrity: bench/integrity_overhead.sh (the integrity filter's cost);
+# lazy: the allocation=lazy GPU tests and bench/lazy_overhead.sh.
 set -uo pipefail
 what=${1:-all}
 top=$PWD
@@ -41,6 +42,12 @@ if [[ $what == bench || $what == all ]]; then
 fi
 if [[ $what == integrity ]]; then
   NBDKIT=$VRAM_NBDKIT bash bench/integrity_overhead.sh "$out/integrity" 2>&1 | tee "$out/integrity.log"
+fi
+if [[ $what == lazy ]]; then
+  PYTHONUNBUFFERED=1 python3 -m pytest -v -s -rs -p no:cacheprovider tests/gpu -k "lazy or semantics" \
+    2>&1 | tee "$out/gpu-tests.log"
+  rc=${PIPESTATUS[0]}
+  NBDKIT=$VRAM_NBDKIT bash bench/lazy_overhead.sh "$out/lazy" 2>&1 | tee "$out/lazy.log"
 fi
 if [[ $what == lanes ]]; then
   for lanes in 16 32 64; do

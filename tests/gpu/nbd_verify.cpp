@@ -15,6 +15,10 @@
 //       shuffled blocks from N connections in parallel, then reads it all
 //       back through other connections and checks every byte.
 //
+//   nbd-verify trim URI --bytes BYTES [--block BYTES]
+//       Trims [0, BYTES) in requests of --block bytes, then reads it back
+//       and checks that it is all zeroes.
+//
 // Exit status 0 when every byte matched; 1 on a mismatch or an NBD error.
 #include <libnbd.h>
 
@@ -226,12 +230,35 @@ int run_soak(const std::string &uri, unsigned conns, uint64_t bytes, uint64_t bl
   return 0;
 }
 
+int run_trim(const std::string &uri, uint64_t bytes, uint64_t block)
+{
+  Nbd h = connect(uri);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (uint64_t off = 0; off < bytes; off += block)
+    if (nbd_trim(h.get(), std::min(block, bytes - off), off, 0) == -1)
+      die("trim: " + std::string(nbd_get_error()));
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<char> got(block);
+  for (uint64_t off = 0; off < bytes; off += block) {
+    const uint64_t n = std::min(block, bytes - off);
+    if (nbd_pread(h.get(), got.data(), n, off, 0) == -1)
+      die("read after trim: " + std::string(nbd_get_error()));
+    if (std::any_of(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(n),
+                    [](char c) { return c != 0; })) {
+      std::fprintf(stderr, "nbd-verify: non-zero data after trim near %" PRIu64 "\n", off);
+      return 1;
+    }
+  }
+  std::printf("trim: %" PRIu64 " bytes trimmed in %.2f s and read back as zeroes\n", bytes, s);
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
 {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: nbd-verify random|soak URI [options]\n");
+    std::fprintf(stderr, "usage: nbd-verify random|semantics|soak|trim URI [options]\n");
     return 2;
   }
   const std::string mode = argv[1], uri = argv[2];
@@ -252,6 +279,10 @@ int main(int argc, char **argv)
   if (mode == "soak") {
     if (!bytes) die("soak needs --bytes");
     return run_soak(uri, static_cast<unsigned>(conns), bytes, block, seed);
+  }
+  if (mode == "trim") {
+    if (!bytes) die("trim needs --bytes");
+    return run_trim(uri, bytes, block);
   }
   die("unknown mode " + mode);
 }

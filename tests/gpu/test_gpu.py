@@ -1,5 +1,6 @@
 """The plugin on a real GPU: data integrity, a 16 GiB soak, errors."""
 import subprocess
+import time
 
 import pytest
 
@@ -99,3 +100,54 @@ def test_vram_is_held_while_serving(vram_server, gpu):
     during = used_mib()
     assert during - before >= 8 * 1024
     s.stop()
+
+
+def _used_mib(gpu):
+    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
+                          "-i", gpu["uuid"]], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def _status(path):
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def _wait_held(path, value):
+    """The status file is refreshed once a second."""
+    for _ in range(50):
+        if _status(path).get("held") == str(value):
+            return
+        time.sleep(0.1)
+    assert _status(path).get("held") == str(value), _status(path)
+
+
+def test_lazy_vram_follows_data_written_and_trimmed(vram_server, gpu, tmp_path):
+    """allocation=lazy on the real driver: VRAM used (nvidia-smi) rises with
+    the data written and falls back when it is trimmed."""
+    status = tmp_path / "lazy.status"
+    before = _used_mib(gpu)
+    s = vram_server("size=16G", "allocation=lazy", f"status-file={status}")
+    log = s.log()
+    assert "allocation=lazy: VRAM is held in chunks of 64.0 MiB" in log, log
+    idle = _used_mib(gpu)
+    assert idle - before < 2048, (before, idle)  # a context, no export
+    r = verify("soak", s.uri, "--bytes", 4 * GiB, "--connections", 8, "--block", 4 << 20)
+    assert r.returncode == 0, r.stderr
+    full = _used_mib(gpu)
+    print(f"nvidia-smi MiB used: before {before}, lazy idle {idle}, 4 GiB written {full}")
+    assert 4096 <= full - idle <= 4096 + 256, (idle, full)
+    _wait_held(status, 4 * GiB)
+    r = verify("trim", s.uri, "--bytes", 4 * GiB, "--block", 64 << 20)
+    assert r.returncode == 0, r.stderr
+    trimmed = _used_mib(gpu)
+    print(f"after trimming it all: {trimmed}")
+    assert trimmed - idle <= 64, (idle, trimmed)
+    _wait_held(status, 0)
+
+
+def test_lazy_semantics_and_random_integrity(vram_server):
+    s = vram_server("size=4G", "allocation=lazy", "lazy-chunk=2M")
+    assert verify("semantics", s.uri).returncode == 0
+    r = verify("random", s.uri, "--connections", 8, "--ops", 4000, "--span", GiB)
+    assert r.returncode == 0, r.stderr
+    assert "all bytes match" in r.stdout

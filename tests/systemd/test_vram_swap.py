@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import nbd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -86,6 +87,9 @@ def test_helper_passes_shellcheck():
     ("SWAP_SAFETY=off\n", "SWAP_SAFETY=off: expected require (default) or attempt"),
     ("FILTERS=log;rm\n", "FILTERS=log;rm"),
     ('PLUGIN_ARGS="device=1"\n', "set device with its own key"),
+    ("PLUGIN_ARGS=allocation=lazy\n", "set allocation with its own key"),
+    ("PLUGIN_ARGS=status-file=/tmp/x\n", "vram-swap sets status-file"),
+    ("ALLOCATION=sometimes\n", "ALLOCATION=sometimes: expected eager"),
     ("PLUGIN_ARGS=wait\n", "'wait' is not key=value"),
     ("COLOUR=blue\n", "unknown setting COLOUR"),
     ("just words\n", "expected KEY=VALUE"),
@@ -117,11 +121,10 @@ def test_unknown_command(tmp_path):
     assert r.returncode == 1 and "unknown command 'launch'" in r.stderr
 
 
-@pytest.fixture
-def served(tmp_path):
+def start_serving(tmp_path, config):
     """`vram-swap serve 0` on the test driver, as the unit's ExecStart runs it."""
     env = helper_env(tmp_path)
-    write_config(tmp_path, "SIZE=128M\nSWAP_SAFETY=attempt\n")
+    write_config(tmp_path, config)
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen([str(HELPER), "serve", "0"], env=env, stdout=log, stderr=subprocess.STDOUT)
     sock = tmp_path / "run" / "0.sock"
@@ -132,9 +135,49 @@ def served(tmp_path):
             break
         assert proc.poll() is None, (tmp_path / "serve.log").read_text()
         time.sleep(0.1)
+    return env, proc, sock
+
+
+@pytest.fixture
+def served(tmp_path):
+    env, proc, sock = start_serving(tmp_path, "SIZE=128M\nSWAP_SAFETY=attempt\n")
     yield env, proc, sock
     proc.terminate()
     proc.wait(30)
+
+
+def status_vram_column(env):
+    r = run(["status"], env)
+    assert r.returncode == 0, r.stderr
+    line = [l for l in r.stdout.splitlines() if l.startswith("0 ")]
+    assert line, r.stdout
+    return line[0].split()[-1]
+
+
+def test_status_shows_the_vram_held_eager(served):
+    env, proc, sock = served
+    assert status_vram_column(env) == "128M"
+
+
+def test_status_shows_the_vram_held_lazy(tmp_path):
+    """ALLOCATION=lazy: status follows what the export holds (the plugin's
+    status file), from nothing to one chunk after a write."""
+    env, proc, sock = start_serving(
+        tmp_path, "SIZE=128M\nSWAP_SAFETY=attempt\nALLOCATION=lazy\nPLUGIN_ARGS=lazy-chunk=2M\n")
+    try:
+        assert status_vram_column(env) == "0M"
+        h = nbd.NBD()
+        h.connect_uri(f"nbd+unix:///?socket={sock}")
+        h.pwrite(b"x" * 4096, 64 << 20)
+        h.shutdown()
+        deadline = time.monotonic() + 10
+        while status_vram_column(env) != "2M" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status_vram_column(env) == "2M"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert not (tmp_path / "run" / "0.status").exists()
 
 
 def test_serve_runs_nbdkit_in_the_foreground_on_a_root_only_socket(served, tmp_path):
