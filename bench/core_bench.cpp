@@ -7,8 +7,12 @@
 //
 //   core-bench [--threads 1,2,4,8,16,32] [--duration S] [--bs BYTES]
 //              [--size BYTES] [--read-pct P] [--device N] [--wait MODE]
+//              [--allocation eager|lazy] [--lazy-chunk BYTES]
 //
-// Prints one JSON line per (mode, threads).
+// Prints one JSON line per (mode, threads).  With --allocation lazy it
+// first times the mapping of every chunk (one 4 KiB write into each) and
+// their release (a trim of each), prints them as "lazy-map" and
+// "lazy-release", maps them all again, and then measures the steady state.
 #include "byte_size.hpp"
 #include "config.hpp"
 #include "cuda_driver.hpp"
@@ -47,6 +51,8 @@ struct Options {
   unsigned read_pct = 50;
   unsigned device = 0;
   std::string wait = "auto";
+  std::string allocation = "eager";
+  std::string lazy_chunk = "64M";
 };
 
 struct Result {
@@ -127,6 +133,8 @@ int main(int argc, char **argv)
     else if (a == "--read-pct") o.read_pct = static_cast<unsigned>(std::atoi(v));
     else if (a == "--device") o.device = static_cast<unsigned>(std::atoi(v));
     else if (a == "--wait") o.wait = v;
+    else if (a == "--allocation") o.allocation = v;
+    else if (a == "--lazy-chunk") o.lazy_chunk = v;
     else die("unknown option " + a);
   }
   const unsigned max_threads = *std::max_element(o.threads.begin(), o.threads.end());
@@ -143,6 +151,8 @@ int main(int argc, char **argv)
   b.set("size", std::to_string(o.size));
   b.set("device", std::to_string(o.device));
   b.set("wait", o.wait);
+  b.set("allocation", o.allocation);
+  b.set("lazy-chunk", o.lazy_chunk);
   const Config config = b.finish();
   VramStore::Layout layout;
   layout.device_index = o.device;
@@ -153,6 +163,30 @@ int main(int argc, char **argv)
     store = VramStore::open(*driver, config, layout);
   } catch (const std::exception &e) {
     die(e.what());
+  }
+
+  if (store->allocation() == Allocation::lazy) {
+    const uint64_t chunk = store->lazy_chunk();
+    const std::vector<std::byte> page(4096, std::byte{1});
+    const auto timed = [&](const char *what, auto op) {
+      std::vector<uint32_t> ns;
+      for (uint64_t at = 0; at < store->size(); at += chunk) {
+        const auto t0 = clock_type::now();
+        const IoStatus st = op(at);
+        ns.push_back(static_cast<uint32_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t0).count()));
+        if (!st) die(std::string(what) + ": " + st.message);
+      }
+      const double max = *std::max_element(ns.begin(), ns.end()) / 1e3;
+      std::printf("{\"mode\": \"%s\", \"chunk\": %llu, \"chunks\": %zu, \"us_p50\": %.1f, "
+                  "\"us_p99\": %.1f, \"us_max\": %.1f, \"held\": %llu}\n",
+                  what, static_cast<unsigned long long>(chunk), ns.size(), percentile(ns, 50),
+                  percentile(ns, 99), max, static_cast<unsigned long long>(store->held()));
+    };
+    timed("lazy-map", [&](uint64_t at) { return store->write(page.data(), page.size(), at); });
+    timed("lazy-release", [&](uint64_t at) { return store->zero(chunk, at); });
+    timed("lazy-remap", [&](uint64_t at) { return store->write(page.data(), page.size(), at); });
+    std::fflush(stdout);
   }
 
   // The floor: a second allocation, a stream and a pinned buffer per thread.

@@ -48,6 +48,9 @@ if [[ $what == lazy ]]; then
     2>&1 | tee "$out/gpu-tests.log"
   rc=${PIPESTATUS[0]}
   NBDKIT=$VRAM_NBDKIT bash bench/lazy_overhead.sh "$out/lazy" 2>&1 | tee "$out/lazy.log"
+  for alloc in eager lazy; do
+    "$VRAM_BUILD_DIR/bench/core-bench" --allocation "$alloc" --size 4G --threads 1,16 --duration 2
+  done 2>&1 | tee "$out/core-bench-lazy.jsonl"
 fi
 if [[ $what == lanes ]]; then
   for lanes in 16 32 64; do
