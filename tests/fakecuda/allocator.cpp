@@ -8,7 +8,8 @@ RegionAllocator::RegionAllocator(std::uint64_t size) {
   if (size != 0) free_.emplace(0, size);
 }
 
-std::optional<std::uint64_t> RegionAllocator::allocate(std::uint64_t reserved, std::uint64_t usable) {
+std::optional<std::uint64_t> RegionAllocator::allocate(std::uint64_t reserved, std::uint64_t usable,
+                                                      BlockOwner owner) {
   if (reserved == 0 || usable > reserved) return std::nullopt;
   for (auto it = free_.begin(); it != free_.end(); ++it) {
     if (it->second < reserved) continue;
@@ -16,16 +17,16 @@ std::optional<std::uint64_t> RegionAllocator::allocate(std::uint64_t reserved, s
     const std::uint64_t rest = it->second - reserved;
     free_.erase(it);
     if (rest != 0) free_.emplace(offset + reserved, rest);
-    used_.emplace(offset, Block{reserved, usable});
+    used_.emplace(offset, Block{reserved, usable, owner});
     reserved_ += reserved;
     return offset;
   }
   return std::nullopt;
 }
 
-bool RegionAllocator::release(std::uint64_t offset) {
+bool RegionAllocator::release(std::uint64_t offset, BlockOwner owner) {
   auto used = used_.find(offset);
-  if (used == used_.end()) return false;
+  if (used == used_.end() || used->second.owner != owner) return false;
   const std::uint64_t size = used->second.reserved;
   used_.erase(used);
   reserved_ -= size;
@@ -55,6 +56,7 @@ bool RegionAllocator::contains(std::uint64_t offset, std::uint64_t size) const {
   auto it = used_.upper_bound(offset);
   if (it == used_.begin()) return false;
   --it;
+  if (it->second.owner != BlockOwner::MemAlloc) return false;
   const std::uint64_t end = it->first + it->second.usable;
   return offset < end && size <= end - offset;
 }

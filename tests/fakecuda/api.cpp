@@ -251,6 +251,70 @@ FC_API CUresult cuMemFreeHost(void* p) {
   return r;
 }
 
+// ---- Virtual memory management ------------------------------------------------
+// None needs a current context (the real ones do not either). Those that
+// undo something run even after a sticky fault, so cleanup still releases.
+
+FC_API CUresult cuMemGetAllocationGranularity(size_t* granularity, const CUmemAllocationProp* prop,
+                                              CUmemAllocationGranularity_flags option) {
+  const CUresult r =
+      guarded(Gate::Device, [&](Driver& d) { return d.vmm_granularity(granularity, prop, option); });
+  trace_call(__func__, r, "option=%d -> %zu", static_cast<int>(option),
+             r == CUDA_SUCCESS ? *granularity : 0);
+  return r;
+}
+
+FC_API CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, const CUmemAllocationProp* prop,
+                            unsigned long long flags) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.vmm_create(handle, size, prop, flags); });
+  trace_call(__func__, r, "size=%zu gpu=%d flags=0x%llx -> 0x%llx", size,
+             prop != nullptr ? prop->location.id : -1, flags, r == CUDA_SUCCESS ? *handle : 0ULL);
+  return r;
+}
+
+FC_API CUresult cuMemRelease(CUmemGenericAllocationHandle handle) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.vmm_release(handle); });
+  trace_call(__func__, r, "handle=0x%llx", handle);
+  return r;
+}
+
+FC_API CUresult cuMemAddressReserve(CUdeviceptr* ptr, size_t size, size_t alignment, CUdeviceptr addr,
+                                    unsigned long long flags) {
+  const CUresult r =
+      guarded(Gate::Device, [&](Driver& d) { return d.vmm_reserve(ptr, size, alignment, addr, flags); });
+  trace_call(__func__, r, "size=%zu alignment=%zu addr=0x%llx flags=0x%llx -> 0x%llx", size, alignment,
+             ull(addr), flags, r == CUDA_SUCCESS ? ull(*ptr) : 0ULL);
+  return r;
+}
+
+FC_API CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.vmm_address_free(ptr, size); });
+  trace_call(__func__, r, "ptr=0x%llx size=%zu", ull(ptr), size);
+  return r;
+}
+
+FC_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
+                         unsigned long long flags) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.vmm_map(ptr, size, offset, handle, flags); });
+  trace_call(__func__, r, "ptr=0x%llx size=%zu offset=%zu handle=0x%llx flags=0x%llx", ull(ptr), size, offset,
+             handle, flags);
+  return r;
+}
+
+FC_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size) {
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.vmm_unmap(ptr, size); });
+  trace_call(__func__, r, "ptr=0x%llx size=%zu", ull(ptr), size);
+  return r;
+}
+
+FC_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc* desc, size_t count) {
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.vmm_set_access(ptr, size, desc, count); });
+  trace_call(__func__, r, "ptr=0x%llx size=%zu count=%zu gpu=%d flags=0x%x", ull(ptr), size, count,
+             desc != nullptr && count != 0 ? desc[0].location.id : -1,
+             desc != nullptr && count != 0 ? static_cast<unsigned>(desc[0].flags) : 0U);
+  return r;
+}
+
 // ---- Copies and memsets -------------------------------------------------------
 
 using fakecuda::Transfer;

@@ -176,9 +176,13 @@ GpuConfig parse_gpu(std::string_view spec, std::size_t index) {
       auto v = parse_bool01(value);
       if (!v) bad(bad_value + " (expected 0 or 1)");
       g.display = *v;
+    } else if (key == "vmm") {
+      auto v = parse_bool01(value);
+      if (!v) bad(bad_value + " (expected 0 or 1)");
+      g.vmm = *v;
     } else {
       bad(where + "unknown key '" + std::string(key) +
-          "' (known: name, total, free, uuid, pci, display)");
+          "' (known: name, total, free, uuid, pci, display, vmm)");
     }
   }
   if (!free_given) g.free = g.total;
@@ -287,6 +291,7 @@ Config load_config_from_env() {
   c.driver_version = driver_version_from_env();
   if (auto f = env("FAKECUDA_MEMORY_FILE")) c.memory_file = std::string(*f);
   if (auto f = env("FAKECUDA_MAP_FILE")) c.map_file = std::string(*f);
+  if (auto f = env("FAKECUDA_FREE_FILE")) c.free_file = std::string(*f);
   c.latency_us = env_uint("FAKECUDA_LATENCY_US", 0);
   c.alloc_fail_above = env_size("FAKECUDA_ALLOC_FAIL_ABOVE");
   c.log = log_enabled_from_env();

@@ -39,6 +39,7 @@ struct GpuConfig {
   std::array<unsigned char, 16> uuid{};
   PciAddress pci;
   bool display = false;
+  bool vmm = true;  // CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED
 };
 
 struct FaultConfig {
@@ -54,6 +55,7 @@ struct Config {
   int driver_version = 13000;
   std::optional<std::string> memory_file;  // nullopt: anonymous memfd
   std::string map_file;                    // empty: off
+  std::string free_file;                   // FAKECUDA_FREE_FILE; empty: off
   std::uint64_t latency_us = 0;
   std::optional<std::uint64_t> alloc_fail_above;
   bool log = false;

@@ -73,7 +73,7 @@ CUresult device_get_attribute(const Driver& d, int* value, CUdevice_attribute at
     case CU_DEVICE_ATTRIBUTE_ASYNC_ENGINE_COUNT: *value = 2; break;
     case CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING: *value = 1; break;
     case CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY: *value = 1; break;
-    case CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED: *value = 0; break;
+    case CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED: *value = g->cfg.vmm ? 1 : 0; break;
     case CU_DEVICE_ATTRIBUTE_ECC_ENABLED: *value = 0; break;
     case CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT: *value = g->cfg.display ? 1 : 0; break;
     case CU_DEVICE_ATTRIBUTE_PCI_BUS_ID: *value = static_cast<int>(g->cfg.pci.bus); break;

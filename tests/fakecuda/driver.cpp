@@ -23,6 +23,12 @@ struct CurrentContext {
 };
 constinit thread_local CurrentContext t_current;
 
+std::vector<std::uint64_t> configured_free(const Config& cfg) {
+  std::vector<std::uint64_t> free;
+  for (const GpuConfig& g : cfg.gpus) free.push_back(g.free);
+  return free;
+}
+
 }  // namespace
 
 constinit std::atomic<Driver*> Driver::current_{nullptr};
@@ -57,7 +63,7 @@ void Driver::reset() noexcept {
 
 Driver::Driver(Config config, std::uint64_t generation)
     : cfg_(std::move(config)), generation_(generation), faults_(cfg_.faults),
-      map_file_(cfg_.map_file) {
+      map_file_(cfg_.map_file), budget_(cfg_.free_file, configured_free(cfg_)) {
   // GPU i's region follows the regions of GPUs 0..i-1 in the backing file.
   std::uint64_t total = 0;
   for (const GpuConfig& g : cfg_.gpus) total += g.total;  // each <= 1T, at most 64: no overflow
@@ -190,8 +196,11 @@ void Driver::destroy_context_resources(int dev) {
   std::size_t allocations = 0;
   {
     std::unique_lock lk(d.mem_mu);
+    // cuMemAlloc allocations only: cuMemCreate memory is not a context
+    // object (it goes with cuMemRelease, or fakecuda_reset).
     std::vector<std::uint64_t> offsets;
-    for (const auto& entry : d.alloc.live()) offsets.push_back(entry.first);
+    for (const auto& [offset, block] : d.alloc.live())
+      if (block.owner == BlockOwner::MemAlloc) offsets.push_back(offset);
     for (std::uint64_t offset : offsets) {
       d.alloc.release(offset);
       map_file_.free(dev, d.ptr_base() + offset);

@@ -1,7 +1,8 @@
 // The fake driver's state, created by cuInit and torn down by
 // fakecuda_reset(): devices with their memory regions and primary contexts,
 // and registries of the handles given out (streams, events, pinned host
-// buffers). Handles are always looked up in a registry before use, so a
+// buffers), plus the virtual memory management state (vmm.hpp) and the
+// adjustable free-memory budget (free_budget.hpp). Handles are always looked up in a registry before use, so a
 // stale or double-freed handle from the code under test is reported as
 // CUDA_ERROR_INVALID_HANDLE / INVALID_VALUE instead of crashing the fake.
 #pragma once
@@ -10,9 +11,11 @@
 #include "backing.hpp"
 #include "config.hpp"
 #include "faults.hpp"
+#include "free_budget.hpp"
 #include "layout.hpp"
 #include "map_file.hpp"
 #include "stream.hpp"
+#include "vmm.hpp"
 
 #include <cuda.h>
 
@@ -41,16 +44,19 @@ struct Device {
         alloc(cfg.total), ctx(idx) {}
 
   CUdeviceptr ptr_base() const { return kDevicePtrBase + static_cast<std::uint64_t>(index) * kDeviceWindow; }
-  // What cuMemGetInfo reports; needs mem_mu held.
-  std::uint64_t free_bytes_locked() const;
+  // What cuMemGetInfo reports, given what other programs leave us
+  // (`free_setting`: the `free` key or FAKECUDA_FREE_FILE); needs mem_mu held.
+  std::uint64_t free_bytes_locked(std::uint64_t free_setting) const;
 
   const int index;
   const GpuConfig cfg;
   const std::uint64_t file_offset;  // where the region starts in the backing file
   std::byte* const base;            // the region in our mapping
 
-  // Shared while a copy touches the region, exclusive to allocate/free: a
-  // free never pulls memory out from under a running copy.
+  // Shared while a copy touches the region through a cuMemAlloc pointer,
+  // exclusive to allocate/free (cuMemAlloc and cuMemCreate alike): a free
+  // never pulls memory out from under a running copy. Copies through VMM
+  // mappings are protected by VmmState::mu instead.
   mutable std::shared_mutex mem_mu;
   RegionAllocator alloc;
   PrimaryContext ctx;
@@ -66,6 +72,7 @@ struct Transfer {
   unsigned char value;  // memsets
   const char* api;      // for messages
   FaultPlan plan{};     // filled in when the copy is issued
+  int device = -1;      // the issuing context's / stream's GPU (VMM access checks)
 };
 
 class Driver {
@@ -104,6 +111,21 @@ class Driver {
   CUresult host_alloc(void** pp, std::size_t bytes, unsigned flags);
   CUresult host_free(void* p);
 
+  // Virtual memory management (vmm.cpp).
+  CUresult vmm_granularity(std::size_t* granularity, const CUmemAllocationProp* prop,
+                           CUmemAllocationGranularity_flags option);
+  CUresult vmm_create(CUmemGenericAllocationHandle* handle, std::size_t size,
+                      const CUmemAllocationProp* prop, unsigned long long flags);
+  CUresult vmm_release(CUmemGenericAllocationHandle handle);
+  CUresult vmm_reserve(CUdeviceptr* ptr, std::size_t size, std::size_t alignment, CUdeviceptr addr,
+                       unsigned long long flags);
+  CUresult vmm_address_free(CUdeviceptr ptr, std::size_t size);
+  CUresult vmm_map(CUdeviceptr ptr, std::size_t size, std::size_t offset,
+                   CUmemGenericAllocationHandle handle, unsigned long long flags);
+  CUresult vmm_unmap(CUdeviceptr ptr, std::size_t size);
+  CUresult vmm_set_access(CUdeviceptr ptr, std::size_t size, const CUmemAccessDesc* desc,
+                          std::size_t count);
+
   // Copies and memsets; `async` ones go to `stream` unless it is a default
   // stream handle, which runs inline.
   CUresult transfer(Transfer t, CUstream stream, bool async);
@@ -122,8 +144,20 @@ class Driver {
   // The calling thread's current context's device, if it has an active one.
   CUresult current_device(int& dev) const;
   Device* device_of(CUdeviceptr dptr, std::uint64_t& offset);
-  CUresult check_range(const char* api, CUdeviceptr dptr, std::size_t bytes);
+  // What other programs leave us on GPU `dev` now (re-reads FAKECUDA_FREE_FILE).
+  std::uint64_t free_setting(int dev) { return budget_.current(dev); }
+  CUresult check_range(const Transfer& t);
   CUresult execute(const Transfer& t, bool on_worker);
+  // Copies and memsets to a reserved (VMM) address: every byte must be
+  // mapped with access for t.device. `issued`: checking at issue time (as
+  // opposed to when it runs), for the message.
+  CUresult check_vmm_range_locked(const Transfer& t, bool issued) const;  // vmm_.mu held
+  CUresult check_vmm_range(const Transfer& t) const;                       // takes vmm_.mu
+  CUresult execute_vmm(const Transfer& t);
+  // Validates a CUmemAllocationProp (pinned memory on a valid device).
+  CUresult check_prop(const char* api, const CUmemAllocationProp* prop, int& dev) const;
+  // Frees a physical allocation's memory; needs vmm_.mu held exclusively.
+  void free_physical_locked(const PhysicalAllocation& a);
   std::shared_ptr<Stream> find_stream(CUstream h);
   // Waits until everything queued so far on the matching streams ran
   // (device < 0: all devices), without consuming their errors. Models the
@@ -139,6 +173,8 @@ class Driver {
   MapFile map_file_;
   std::unique_ptr<Backing> backing_;
   std::vector<std::unique_ptr<Device>> devices_;
+  FreeBudget budget_;
+  VmmState vmm_;
 
   std::mutex ctx_mu_;  // serialises retain/release (and the teardown they may do)
 

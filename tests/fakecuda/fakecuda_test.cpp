@@ -36,6 +36,9 @@ constexpr std::uint64_t MiB = std::uint64_t{1} << 20;
 constexpr std::uint64_t GiB = std::uint64_t{1} << 30;
 constexpr CUdeviceptr kBase = 0x100000000000ULL;
 constexpr CUdeviceptr kWindow = CUdeviceptr{1} << 40;
+constexpr CUdeviceptr kVmmBase = 0x600000000000ULL;  // cuMemAddressReserve's window
+constexpr std::uint64_t kGran = 2 * MiB;              // VMM granularity
+constexpr std::uint64_t TiB = std::uint64_t{1} << 40;
 
 using GetProcAddressV1 = CUresult (*)(const char*, void**, int, cuuint64_t);
 
@@ -83,6 +86,14 @@ struct Api {
   FC_FN(cuMemsetD8Async);
   FC_FN(cuMemsetD8_v2);
   FC_FN(cuGetProcAddress_v2);
+  FC_FN(cuMemGetAllocationGranularity);
+  FC_FN(cuMemCreate);
+  FC_FN(cuMemRelease);
+  FC_FN(cuMemAddressReserve);
+  FC_FN(cuMemAddressFree);
+  FC_FN(cuMemMap);
+  FC_FN(cuMemUnmap);
+  FC_FN(cuMemSetAccess);
 #undef FC_FN
   decltype(&::cuDeviceGetUuid_v2) cuDeviceGetUuid_v1 = nullptr;
   GetProcAddressV1 cuGetProcAddress_v1 = nullptr;
@@ -152,6 +163,14 @@ struct Api {
     FC_LOAD(cuMemsetD8_v2, "cuMemsetD8_v2");
     FC_LOAD(cuGetProcAddress_v2, "cuGetProcAddress_v2");
     FC_LOAD(cuGetProcAddress_v1, "cuGetProcAddress");
+    FC_LOAD(cuMemGetAllocationGranularity, "cuMemGetAllocationGranularity");
+    FC_LOAD(cuMemCreate, "cuMemCreate");
+    FC_LOAD(cuMemRelease, "cuMemRelease");
+    FC_LOAD(cuMemAddressReserve, "cuMemAddressReserve");
+    FC_LOAD(cuMemAddressFree, "cuMemAddressFree");
+    FC_LOAD(cuMemMap, "cuMemMap");
+    FC_LOAD(cuMemUnmap, "cuMemUnmap");
+    FC_LOAD(cuMemSetAccess, "cuMemSetAccess");
     FC_LOAD(fakecuda_reset, "fakecuda_reset");
 #undef FC_LOAD
     return a;
@@ -201,6 +220,14 @@ const std::vector<std::pair<const char*, const char*>> kProcTable = {
     {"cuMemcpyDtoHAsync", "cuMemcpyDtoHAsync_v2"},
     {"cuMemsetD8", "cuMemsetD8_v2"},
     {"cuMemsetD8Async", "cuMemsetD8Async"},
+    {"cuMemGetAllocationGranularity", "cuMemGetAllocationGranularity"},
+    {"cuMemCreate", "cuMemCreate"},
+    {"cuMemRelease", "cuMemRelease"},
+    {"cuMemAddressReserve", "cuMemAddressReserve"},
+    {"cuMemAddressFree", "cuMemAddressFree"},
+    {"cuMemMap", "cuMemMap"},
+    {"cuMemUnmap", "cuMemUnmap"},
+    {"cuMemSetAccess", "cuMemSetAccess"},
 };
 
 std::string read_file(const std::string& path) {
@@ -208,6 +235,17 @@ std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// n bytes of `file` from `offset` (short if the file is).
+std::vector<unsigned char> read_at(const std::string& file, std::uint64_t offset, std::size_t n) {
+  std::vector<unsigned char> out(n);
+  const int fd = open(file.c_str(), O_RDONLY);
+  if (fd < 0) return {};
+  const ssize_t got = pread(fd, out.data(), n, static_cast<off_t>(offset));
+  close(fd);
+  out.resize(got < 0 ? 0 : static_cast<std::size_t>(got));
+  return out;
 }
 
 std::vector<unsigned char> pattern(std::size_t n, unsigned seed) {
@@ -264,6 +302,55 @@ class FakeCuda : public ::testing::Test {
     CUstream s = nullptr;
     EXPECT_EQ(CUDA_SUCCESS, cu().cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
     return s;
+  }
+
+  std::size_t free_mem() {
+    std::size_t free = 0, total = 0;
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuMemGetInfo_v2(&free, &total));
+    return free;
+  }
+
+  // Virtual memory management helpers: what the plugin's lazy mode does.
+  static CUmemAllocationProp pinned_on(int dev) {
+    CUmemAllocationProp p{};
+    p.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    p.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    p.location.id = dev;
+    return p;
+  }
+
+  static CUmemAccessDesc access_for(int dev, CUmemAccess_flags flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE) {
+    CUmemAccessDesc d{};
+    d.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    d.location.id = dev;
+    d.flags = flags;
+    return d;
+  }
+
+  CUmemGenericAllocationHandle create(std::size_t n, int dev = 0) {
+    const CUmemAllocationProp p = pinned_on(dev);
+    CUmemGenericAllocationHandle h = 0;
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuMemCreate(&h, n, &p, 0));
+    return h;
+  }
+
+  CUdeviceptr reserve(std::size_t n, std::size_t alignment = 0) {
+    CUdeviceptr p = 0;
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuMemAddressReserve(&p, n, alignment, 0, 0));
+    return p;
+  }
+
+  static CUresult set_access(CUdeviceptr va, std::size_t n, int dev = 0,
+                             CUmemAccess_flags flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE) {
+    const CUmemAccessDesc d = access_for(dev, flags);
+    return cu().cuMemSetAccess(va, n, &d, 1);
+  }
+
+  // cuMemMap + cuMemSetAccess(read-write for `dev`).
+  static void map_rw(CUdeviceptr va, std::size_t n, CUmemGenericAllocationHandle h, std::size_t offset = 0,
+                     int dev = 0) {
+    EXPECT_EQ(CUDA_SUCCESS, cu().cuMemMap(va, n, offset, h, 0));
+    EXPECT_EQ(CUDA_SUCCESS, set_access(va, n, dev));
   }
 
   // Writes the trigger file the way a test should: complete content appears
@@ -423,7 +510,7 @@ TEST_F(FakeCuda, DefaultConfigurationIsOneGpu) {
   EXPECT_GT(attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT), 0);
   EXPECT_EQ(1, attr(CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING));
   EXPECT_EQ(1, attr(CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY));
-  EXPECT_EQ(0, attr(CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED));
+  EXPECT_EQ(1, attr(CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED));
   EXPECT_EQ(0, attr(CU_DEVICE_ATTRIBUTE_ECC_ENABLED));
   EXPECT_EQ(0, attr(CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT));
   EXPECT_EQ(1, attr(CU_DEVICE_ATTRIBUTE_PCI_BUS_ID));
@@ -558,6 +645,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSetting{"Display", "FAKECUDA_GPUS", "display=2", "'display'"},
                       BadSetting{"Uuid", "FAKECUDA_GPUS", "uuid=1234", "'uuid'"},
                       BadSetting{"Free", "FAKECUDA_GPUS", "free=lots", "'free'"},
+                      BadSetting{"Vmm", "FAKECUDA_GPUS", "vmm=yes", "'vmm'"},
                       BadSetting{"UnknownKey", "FAKECUDA_GPUS", "colour=red", "unknown key 'colour'"},
                       BadSetting{"DuplicateKey", "FAKECUDA_GPUS", "total=1G,total=2G", "'total' given twice"},
                       BadSetting{"NotKeyValue", "FAKECUDA_GPUS", "name", "not key=value"},
@@ -1222,6 +1310,666 @@ TEST_F(FakeCuda, TriggerFileStickyWithCode) {
   EXPECT_EQ(CUDA_ERROR_ECC_UNCORRECTABLE, cu().cuMemcpyHtoD_v2(d, buf.data(), buf.size()));
   ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(CUDA_ERROR_ECC_UNCORRECTABLE, cu().cuCtxSynchronize());
+}
+
+// ---- Virtual memory management ------------------------------------------------------------
+
+TEST_F(FakeCuda, VmmGranularityAndPropValidation) {
+  init({{"FAKECUDA_GPUS", "total=64M;total=64M"}});
+  // No context needed, as with the real driver.
+  std::size_t g = 0;
+  CUmemAllocationProp p = pinned_on(1);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemGetAllocationGranularity(&g, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  EXPECT_EQ(kGran, g);
+  g = 0;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemGetAllocationGranularity(&g, &p, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED));
+  EXPECT_EQ(kGran, g);
+
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemGetAllocationGranularity(nullptr, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemGetAllocationGranularity(&g, nullptr, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  p.type = CU_MEM_ALLOCATION_TYPE_MANAGED;
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemGetAllocationGranularity(&g, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  p = pinned_on(0);
+  p.location.type = CU_MEM_LOCATION_TYPE_HOST;
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemGetAllocationGranularity(&g, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  p = pinned_on(2);
+  EXPECT_EQ(CUDA_ERROR_INVALID_DEVICE, cu().cuMemGetAllocationGranularity(&g, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  p = pinned_on(-1);
+  EXPECT_EQ(CUDA_ERROR_INVALID_DEVICE, cu().cuMemGetAllocationGranularity(&g, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("not CU_MEM_ALLOCATION_TYPE_PINNED")) << err;
+  EXPECT_NE(std::string::npos, err.find("not CU_MEM_LOCATION_TYPE_DEVICE")) << err;
+
+  // cuMemCreate sizes: nonzero multiples of the granularity.
+  p = pinned_on(0);
+  CUmemGenericAllocationHandle h = 0;
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemCreate(&h, 0, &p, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemCreate(&h, MiB, &p, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemCreate(&h, kGran + 4096, &p, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemCreate(&h, kGran, &p, 1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemCreate(nullptr, kGran, &p, 0));
+  p.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+  EXPECT_EQ(CUDA_ERROR_NOT_SUPPORTED, cu().cuMemCreate(&h, kGran, &p, 0));
+  ::testing::internal::GetCapturedStderr();
+  p = pinned_on(0);
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuMemCreate(&h, 66 * MiB, &p, 0));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemCreate(&h, 64 * MiB, &p, 0));  // the whole GPU
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuMemCreate(&h, kGran, &p, 0));
+
+  // Needs cuInit like everything else.
+  cu().fakecuda_reset();
+  EXPECT_EQ(CUDA_ERROR_NOT_INITIALIZED, cu().cuMemGetAllocationGranularity(&g, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  EXPECT_EQ(CUDA_ERROR_NOT_INITIALIZED, cu().cuMemCreate(&h, kGran, &p, 0));
+  CUdeviceptr va = 0;
+  EXPECT_EQ(CUDA_ERROR_NOT_INITIALIZED, cu().cuMemAddressReserve(&va, kGran, 0, 0, 0));
+}
+
+TEST_F(FakeCuda, VmmCreateMapSetAccessRoundTrip) {
+  const std::string file = path("vram");
+  init({{"FAKECUDA_GPUS", "total=64M;total=64M"}, {"FAKECUDA_MEMORY_FILE", file}});
+  // Reserve, create, map and grant access with no current context.
+  const CUdeviceptr va = reserve(TiB);  // costs nothing
+  EXPECT_EQ(kVmmBase, va);
+  const CUmemGenericAllocationHandle h = create(4 * MiB, 1);
+  ASSERT_NE(0u, h);
+  map_rw(va, 4 * MiB, h, 0, 1);
+
+  use_device(1);
+  EXPECT_EQ(60 * MiB, free_mem());  // counted like cuMemAlloc memory
+  // First fit in GPU 1's region: the handle is at region offset 0, so the
+  // next cuMemAlloc lands after it.
+  EXPECT_EQ(kBase + kWindow + 4 * MiB, alloc(MiB));
+
+  const auto data = pattern(3 * MiB, 4);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(va + 12345, data.data(), data.size()));
+  std::vector<unsigned char> back(data.size());
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(back.data(), va + 12345, back.size()));
+  EXPECT_EQ(data, back);
+  EXPECT_EQ(data, read_at(file, 64 * MiB + 12345, data.size()));  // GPU 1's region starts at 64 MiB
+
+  CUstream s = stream();
+  std::vector<unsigned char> tail(4096, 0);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8Async(va + 4 * MiB - 4096, 0x5c, 4096, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(tail.data(), va + 4 * MiB - 4096, tail.size(), s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  EXPECT_EQ(std::vector<unsigned char>(4096, 0x5c), tail);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8_v2(va, 0x11, 16));
+  EXPECT_EQ(std::vector<unsigned char>(16, 0x11), read_at(file, 64 * MiB, 16));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+
+  // cuMemFree knows nothing of VMM addresses, and the linear window does
+  // not alias cuMemCreate memory (region offset 0 of GPU 1 is the handle's).
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemFree_v2(va));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemFree_v2(kBase + kWindow));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyDtoH_v2(back.data(), kBase + kWindow, 16));
+  ::testing::internal::GetCapturedStderr();
+
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va, 4 * MiB));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(h));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAddressFree(va, TiB));
+  EXPECT_EQ(62 * MiB, free_mem());  // only the cuMemAlloc block is left
+}
+
+TEST_F(FakeCuda, VmmCopySpansMappingsBackedByScatteredMemory) {
+  const std::string file = path("vram");
+  const std::string map = path("map");
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_MEMORY_FILE", file}, {"FAKECUDA_MAP_FILE", map}});
+  use_device(0);
+  // Physical: h1 at region 0, h2 at 2 MiB, h3 (4 MiB) at 4 MiB.
+  const CUmemGenericAllocationHandle h1 = create(kGran), h2 = create(kGran), h3 = create(4 * MiB);
+  const CUdeviceptr va = reserve(64 * MiB);
+  // Virtual order differs from the physical one, and the last mapping is
+  // the second half of h3 (a nonzero offset).
+  map_rw(va, kGran, h2);                 // va + [0, 2M)  -> file [2M, 4M)
+  map_rw(va + kGran, kGran, h1);         // va + [2M, 4M) -> file [0, 2M)
+  map_rw(va + 2 * kGran, kGran, h3, kGran);  // va + [4M, 6M) -> file [6M, 8M)
+
+  // One copy from 1 MiB to 5 MiB: three pieces at three file offsets.
+  const auto data = pattern(4 * MiB, 8);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(va + MiB, data.data(), data.size()));
+  const std::string lines = read_file(map);
+  EXPECT_NE(std::string::npos, lines.find("map dptr=0x600000000000 size=2097152 handle=0x" ) ) << lines;
+  EXPECT_NE(std::string::npos, lines.find("offset=0 file_offset=2097152\n")) << lines;
+  EXPECT_NE(std::string::npos, lines.find("offset=0 file_offset=0\n")) << lines;
+  EXPECT_NE(std::string::npos, lines.find("offset=2097152 file_offset=6291456\n")) << lines;
+  auto expect_file = [&](std::uint64_t file_offset, std::size_t from, std::size_t n) {
+    EXPECT_EQ(std::vector<unsigned char>(data.begin() + static_cast<std::ptrdiff_t>(from),
+                                         data.begin() + static_cast<std::ptrdiff_t>(from + n)),
+              read_at(file, file_offset, n))
+        << "file offset " << file_offset;
+  };
+  expect_file(2 * MiB + MiB, 0, MiB);  // second half of h2
+  expect_file(0, MiB, 2 * MiB);        // all of h1
+  expect_file(6 * MiB, 3 * MiB, MiB);  // first half of h3's mapped half
+  EXPECT_EQ(std::vector<unsigned char>(MiB, 0), read_at(file, 4 * MiB, MiB));  // h3's unmapped half untouched
+
+  // Back through an asynchronous copy, and a memset across the seams.
+  CUstream s = stream();
+  std::vector<unsigned char> back(data.size());
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(back.data(), va + MiB, back.size(), s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  EXPECT_EQ(data, back);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8Async(va + kGran - 10, 0xee, 20, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  EXPECT_EQ(std::vector<unsigned char>(10, 0xee), read_at(file, 4 * MiB - 10, 10));  // end of h2
+  EXPECT_EQ(std::vector<unsigned char>(10, 0xee), read_at(file, 0, 10));             // start of h1
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+
+  // One cuMemUnmap may cover several adjacent mappings.
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va, 3 * kGran));
+  for (auto h : {h1, h2, h3}) ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(h));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAddressFree(va, 64 * MiB));
+  EXPECT_EQ(64 * MiB, free_mem());
+}
+
+TEST_F(FakeCuda, VmmAccessNeedsMappingAndSetAccess) {
+  init({{"FAKECUDA_GPUS", "total=64M;total=64M"}, {"FAKECUDA_LATENCY_US", "100000"}});
+  use_device(0);
+  const CUdeviceptr va = reserve(16 * MiB);
+  const CUmemGenericAllocationHandle h = create(4 * MiB);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemMap(va, 4 * MiB, 0, h, 0));
+  CUstream s = stream();
+  std::vector<unsigned char> buf(MiB, 1);
+
+  ::testing::internal::CaptureStderr();
+  // Mapped, but no cuMemSetAccess yet.
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(va, buf.data(), 16));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyDtoHAsync_v2(buf.data(), va, 16, s));
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("fakecuda: out-of-bounds cuMemcpyHtoD_v2: device range [0x600000000000, +16)"))
+      << err;
+  EXPECT_NE(std::string::npos, err.find("GPU 0 has no access")) << err;
+
+  // cuMemSetAccess must cover whole mappings, all mapped.
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, set_access(va, 2 * MiB));      // half a mapping
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, set_access(va, 6 * MiB));      // runs into unmapped VA
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, set_access(va + 4 * MiB, kGran));  // nothing mapped
+  const CUmemAccessDesc host{{CU_MEM_LOCATION_TYPE_HOST, 0}, CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemSetAccess(va, 4 * MiB, &host, 1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_DEVICE, set_access(va, 4 * MiB, 2));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, set_access(va, 4 * MiB, 0, static_cast<CUmemAccess_flags>(2)));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemSetAccess(va, 4 * MiB, nullptr, 1));
+  err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("must consist of whole mappings")) << err;
+
+  // Access for the other GPU does not help GPU 0's context.
+  ASSERT_EQ(CUDA_SUCCESS, set_access(va, 4 * MiB, 1));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(va, buf.data(), 16));
+  ::testing::internal::GetCapturedStderr();
+  // Read-only: reads work, writes and memsets do not.
+  ASSERT_EQ(CUDA_SUCCESS, set_access(va, 4 * MiB, 0, CU_MEM_ACCESS_FLAGS_PROT_READ));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(buf.data(), va, 16));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(va, buf.data(), 16));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemsetD8_v2(va, 0, 16));
+  err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("read-only for GPU 0")) << err;
+
+  ASSERT_EQ(CUDA_SUCCESS, set_access(va, 4 * MiB));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(va, buf.data(), 16));
+  ::testing::internal::CaptureStderr();
+  // Past the mapping's end, into reserved but unmapped VA; and outside
+  // any reservation.
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(va + 4 * MiB - 8, buf.data(), 16));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemsetD8Async(va + 5 * MiB, 0, 1, s));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyDtoH_v2(buf.data(), va + 16 * MiB, 1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyDtoH_v2(buf.data(), kVmmBase - 1, 1));
+  err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("byte 0x600000400000 is reserved but not mapped")) << err;
+  EXPECT_NE(std::string::npos, err.find("out-of-bounds cuMemsetD8Async")) << err;
+  EXPECT_NE(std::string::npos, err.find("byte 0x600001000000 is not in a reservation")) << err;
+
+  // Checked again when it runs: access revoked while the copy is queued.
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(va, buf.data(), 16, s));
+  ASSERT_EQ(CUDA_SUCCESS, set_access(va, 4 * MiB, 0, CU_MEM_ACCESS_FLAGS_PROT_NONE));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuStreamSynchronize(s));
+  err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("changed between issue and when the queued operation ran")) << err;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+}
+
+TEST_F(FakeCuda, VmmUnmapMakesTheRangeUnusableAndFreesReleasedMemory) {
+  init({{"FAKECUDA_GPUS", "total=64M"}});
+  use_device(0);
+  const CUdeviceptr va = reserve(32 * MiB);
+  const CUmemGenericAllocationHandle a = create(8 * MiB), b = create(8 * MiB);
+  EXPECT_EQ(48 * MiB, free_mem());
+  map_rw(va, 8 * MiB, a);
+  map_rw(va + 8 * MiB, 8 * MiB, b);
+  std::vector<unsigned char> buf(64, 7);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(va + 8 * MiB - 32, buf.data(), buf.size()));  // spans both
+
+  // Only whole mappings can be unmapped.
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemUnmap(va, 4 * MiB));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemUnmap(va + kGran, 8 * MiB));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemUnmap(va, 24 * MiB));  // beyond b
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemUnmap(va + 16 * MiB, 8 * MiB));
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("fakecuda: cuMemUnmap(0x600000000000, 4194304): the range ends inside a mapping"))
+      << err;
+
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(a));  // still mapped: memory stays
+  EXPECT_EQ(48 * MiB, free_mem());
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va, 8 * MiB));
+  EXPECT_EQ(56 * MiB, free_mem());  // a's memory is gone now
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(va, buf.data(), 1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyHtoD_v2(va + 8 * MiB - 32, buf.data(), buf.size()));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemUnmap(va, 8 * MiB));  // already unmapped
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(va + 8 * MiB, buf.data(), buf.size()));  // b is still there
+
+  // Unmapped but not released: the memory stays allocated; a new mapping
+  // of it starts without access.
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va + 8 * MiB, 8 * MiB));
+  EXPECT_EQ(56 * MiB, free_mem());
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemMap(va, 8 * MiB, 0, b, 0));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpyDtoH_v2(buf.data(), va, 1));
+  ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(CUDA_SUCCESS, set_access(va, 8 * MiB));
+  std::vector<unsigned char> back(32, 0);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(back.data(), va, back.size()));
+  EXPECT_EQ(std::vector<unsigned char>(32, 7), back);  // b's bytes, remapped
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va, 8 * MiB));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(b));
+  EXPECT_EQ(64 * MiB, free_mem());
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAddressFree(va, 32 * MiB));
+}
+
+TEST_F(FakeCuda, VmmReleaseWhileMappedIsDeferred) {
+  const std::string map = path("map");
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_MAP_FILE", map}});
+  use_device(0);
+  const CUdeviceptr va = reserve(8 * MiB);
+  const CUmemGenericAllocationHandle h = create(4 * MiB);
+  // Mapped twice; the memory goes with the last mapping.
+  map_rw(va, 4 * MiB, h);
+  map_rw(va + 4 * MiB, 4 * MiB, h);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(h));
+  EXPECT_EQ(60 * MiB, free_mem());
+  // The mappings still work, and alias the same memory.
+  std::vector<unsigned char> buf(16, 3), back(16, 0);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(va, buf.data(), buf.size()));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(back.data(), va + 4 * MiB, back.size()));
+  EXPECT_EQ(buf, back);
+
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va, 4 * MiB));
+  EXPECT_EQ(60 * MiB, free_mem());  // one mapping left
+
+  // The handle itself is dead.
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemRelease(h));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(va, 4 * MiB, 0, h, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemRelease(0x1234));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("already released")) << err;
+  EXPECT_NE(std::string::npos, err.find("cuMemRelease(0x1234): not a cuMemCreate handle")) << err;
+  EXPECT_NE(std::string::npos, err.find("is not a live cuMemCreate handle")) << err;
+
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va + 4 * MiB, 4 * MiB));
+  EXPECT_EQ(64 * MiB, free_mem());
+  const std::string lines = read_file(map);
+  char want[64];
+  std::snprintf(want, sizeof want, "release handle=0x%llx deferred\n", static_cast<unsigned long long>(h));
+  EXPECT_NE(std::string::npos, lines.find(want)) << lines;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAddressFree(va, 8 * MiB));
+}
+
+TEST_F(FakeCuda, VmmAddressFreeWithMappingsLeftFails) {
+  init({{"FAKECUDA_GPUS", "total=64M"}});
+  const CUdeviceptr va = reserve(16 * MiB);
+  const CUmemGenericAllocationHandle h = create(kGran);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemMap(va + 6 * MiB, kGran, 0, h, 0));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemAddressFree(va, 16 * MiB));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemAddressFree(va, 8 * MiB));       // not the reserved size
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemAddressFree(va + kGran, 2 * MiB));  // not a start
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos,
+            err.find("fakecuda: cuMemAddressFree(0x600000000000, 16777216): 1 mapping(s) remain inside"))
+      << err;
+  EXPECT_NE(std::string::npos, err.find("the size differs")) << err;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va + 6 * MiB, kGran));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAddressFree(va, 16 * MiB));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemAddressFree(va, 16 * MiB));  // twice
+  ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(h));
+}
+
+TEST_F(FakeCuda, VmmReservationAndMapRules) {
+  init({{"FAKECUDA_GPUS", "total=64M"}});
+  const CUdeviceptr a = reserve(TiB);
+  const CUdeviceptr b = reserve(TiB);
+  EXPECT_EQ(kVmmBase, a);
+  EXPECT_EQ(kVmmBase + TiB, b);  // first fit, disjoint
+  const CUdeviceptr small = reserve(kGran);
+  const CUdeviceptr aligned = reserve(kGran, GiB);
+  EXPECT_EQ(0u, aligned % GiB);
+  EXPECT_GT(aligned, small);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAddressFree(a, TiB));
+  EXPECT_EQ(kVmmBase, reserve(4 * MiB));  // the hole is reused
+  CUdeviceptr p = 0;
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemAddressReserve(&p, 0, 0, 0, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemAddressReserve(&p, MiB, 0, 0, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemAddressReserve(&p, kGran, 3 * MiB, 0, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemAddressReserve(&p, kGran, 0, 0, 1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemAddressReserve(nullptr, kGran, 0, 0, 0));
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuMemAddressReserve(&p, 64 * TiB, 0, 0, 0));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemAddressReserve(&p, kGran, 0, 0x700000000000ULL, 0));  // hint ignored
+  EXPECT_TRUE(p >= kVmmBase && p < kVmmBase + 2 * TiB);
+
+  const CUmemGenericAllocationHandle h = create(8 * MiB);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(b, 8 * MiB, 0, h + 1000, 0));       // unknown handle
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(b + 4096, kGran, 0, h, 0));         // unaligned VA
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(b, MiB, 0, h, 0));                  // unaligned size
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(b, kGran, MiB, h, 0));              // unaligned offset
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(b, 4 * MiB, 6 * MiB, h, 0));        // past the handle
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(b, 0, 0, h, 0));                    // empty
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(b, kGran, 0, h, 1));                // flags
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(small, 4 * MiB, 0, h, 0));          // past the reservation
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(b - kGran, 4 * MiB, 0, h, 0));      // straddles two
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(kVmmBase + 100 * TiB, kGran, 0, h, 0));  // nowhere
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("not inside one reservation")) << err;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemMap(b + 4 * MiB, 4 * MiB, 4 * MiB, h, 0));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(b + 2 * MiB, 4 * MiB, 0, h, 0));    // overlaps
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(b + 6 * MiB, kGran, 0, h, 0));      // inside
+  err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("overlaps an existing mapping")) << err;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemMap(b, 4 * MiB, 0, h, 0));  // right below: fine
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(b, 8 * MiB));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(h));
+}
+
+TEST_F(FakeCuda, VmmDisabledPerGpu) {
+  init({{"FAKECUDA_GPUS", "total=64M,vmm=0;total=64M, vmm = 1"}});
+  int v = -1;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, 0));
+  EXPECT_EQ(0, v);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, 1));
+  EXPECT_EQ(1, v);
+  std::size_t g = 0;
+  const CUmemAllocationProp p0 = pinned_on(0), p1 = pinned_on(1);
+  EXPECT_EQ(CUDA_ERROR_NOT_SUPPORTED, cu().cuMemGetAllocationGranularity(&g, &p0, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemGetAllocationGranularity(&g, &p1, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  CUmemGenericAllocationHandle h = 0;
+  EXPECT_EQ(CUDA_ERROR_NOT_SUPPORTED, cu().cuMemCreate(&h, kGran, &p0, 0));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemCreate(&h, kGran, &p1, 0));
+  const CUdeviceptr va = reserve(kGran);  // one GPU supports it
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemMap(va, kGran, 0, h, 0));
+  EXPECT_EQ(CUDA_ERROR_NOT_SUPPORTED, set_access(va, kGran, 0));
+  EXPECT_EQ(CUDA_SUCCESS, set_access(va, kGran, 1));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va, kGran));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(h));
+
+  cu().fakecuda_reset();
+  set("FAKECUDA_GPUS", "vmm=0");
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuInit(0));
+  CUdeviceptr p = 0;
+  EXPECT_EQ(CUDA_ERROR_NOT_SUPPORTED, cu().cuMemAddressReserve(&p, kGran, 0, 0, 0));
+}
+
+TEST_F(FakeCuda, VmmIsNotDestroyedWithThePrimaryContext) {
+  init({{"FAKECUDA_GPUS", "total=64M"}});
+  use_device(0);
+  const CUdeviceptr va = reserve(8 * MiB);
+  const CUmemGenericAllocationHandle h = create(4 * MiB);
+  map_rw(va, 4 * MiB, h);
+  const CUdeviceptr linear = alloc(MiB);
+  std::vector<unsigned char> buf(16, 9);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(va, buf.data(), buf.size()));
+
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxRelease_v2(0));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("1 allocation(s)")) << err;  // the cuMemAlloc one only
+
+  use_device(0);
+  EXPECT_EQ(60 * MiB, free_mem());  // the handle still holds its 4 MiB
+  std::vector<unsigned char> back(16, 0);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(back.data(), va, back.size()));
+  EXPECT_EQ(buf, back);
+  EXPECT_EQ(linear, alloc(MiB));  // the cuMemAlloc block did go
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va, 4 * MiB));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(h));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAddressFree(va, 8 * MiB));
+
+  // fakecuda_reset() does destroy everything.
+  create(4 * MiB);
+  reserve(8 * MiB);
+  cu().fakecuda_reset();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuInit(0));
+  use_device(0);
+  EXPECT_EQ(64 * MiB, free_mem());
+  EXPECT_EQ(kVmmBase, reserve(8 * MiB));
+}
+
+TEST_F(FakeCuda, VmmUnmapWaitsForQueuedWork) {
+  const std::string file = path("vram");
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_MEMORY_FILE", file}, {"FAKECUDA_LATENCY_US", "100000"}});
+  use_device(0);
+  const CUdeviceptr va = reserve(8 * MiB);
+  const CUmemGenericAllocationHandle h = create(8 * MiB);
+  map_rw(va, 8 * MiB, h);
+  CUstream s = stream();
+  const auto data = pattern(MiB, 6);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(va + 3 * MiB, data.data(), data.size(), s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(va + 5 * MiB, data.data(), data.size(), s));
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va, 8 * MiB));  // waits for both copies
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(150));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));  // they ran, on mapped memory
+  EXPECT_EQ(data, read_at(file, 3 * MiB, data.size()));
+  EXPECT_EQ(data, read_at(file, 5 * MiB, data.size()));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(h));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+}
+
+TEST_F(FakeCuda, VmmConcurrentCopiesAndRemapping) {
+  // Threads copy through their own chunk while others map and unmap
+  // theirs: nobody's copy may see memory change under it.
+  init({{"FAKECUDA_GPUS", "total=256M"}});
+  CUcontext ctx = use_device(0);
+  const CUdeviceptr va = reserve(64 * MiB);
+  constexpr int kThreads = 4;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      if (cu().cuCtxSetCurrent(ctx) != CUDA_SUCCESS) return void(++failures);
+      CUstream s = nullptr;
+      if (cu().cuStreamCreate(&s, 0) != CUDA_SUCCESS) return void(++failures);
+      const CUdeviceptr chunk = va + static_cast<CUdeviceptr>(t) * 8 * MiB;
+      const CUmemAllocationProp p = pinned_on(0);
+      const CUmemAccessDesc d = access_for(0);
+      std::vector<unsigned char> back(256 * 1024);
+      for (unsigned i = 0; i < 20; ++i) {
+        CUmemGenericAllocationHandle h = 0;
+        const auto data = pattern(back.size(), static_cast<unsigned>(t) * 100 + i);
+        if (cu().cuMemCreate(&h, 4 * MiB, &p, 0) != CUDA_SUCCESS ||
+            cu().cuMemMap(chunk, 4 * MiB, 0, h, 0) != CUDA_SUCCESS ||
+            cu().cuMemSetAccess(chunk, 4 * MiB, &d, 1) != CUDA_SUCCESS ||
+            cu().cuMemcpyHtoDAsync_v2(chunk + MiB, data.data(), data.size(), s) != CUDA_SUCCESS ||
+            cu().cuMemcpyDtoHAsync_v2(back.data(), chunk + MiB, back.size(), s) != CUDA_SUCCESS ||
+            cu().cuMemRelease(h) != CUDA_SUCCESS || cu().cuMemUnmap(chunk, 4 * MiB) != CUDA_SUCCESS ||
+            cu().cuStreamSynchronize(s) != CUDA_SUCCESS || back != data)
+          ++failures;
+      }
+      if (cu().cuStreamDestroy_v2(s) != CUDA_SUCCESS) ++failures;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(0, failures.load());
+  EXPECT_EQ(256 * MiB, free_mem());
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAddressFree(va, 64 * MiB));
+}
+
+TEST_F(FakeCuda, VmmStickyFaultStillReleases) {
+  const std::string map = path("map");
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_FAIL_COPY", "2"}, {"FAKECUDA_FAIL_MODE", "sticky"},
+        {"FAKECUDA_MAP_FILE", map}});
+  use_device(0);
+  const CUdeviceptr va = reserve(8 * MiB);
+  const CUmemGenericAllocationHandle h = create(4 * MiB), spare = create(kGran);
+  map_rw(va, 4 * MiB, h);
+  std::vector<unsigned char> buf(64, 1);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoD_v2(va, buf.data(), buf.size()));  // copy 1
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemcpyDtoH_v2(buf.data(), va, buf.size()));  // copy 2
+  ::testing::internal::GetCapturedStderr();
+
+  std::size_t g = 0;
+  const CUmemAllocationProp p = pinned_on(0);
+  CUmemGenericAllocationHandle h2 = 0;
+  CUdeviceptr p2 = 0;
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemGetAllocationGranularity(&g, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemCreate(&h2, kGran, &p, 0));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemAddressReserve(&p2, kGran, 0, 0, 0));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemMap(va + 4 * MiB, kGran, 0, spare, 0));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, set_access(va, 4 * MiB));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemsetD8_v2(va, 0, 1));
+
+  // Cleanup reports the code but still does its work.
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemUnmap(va, 4 * MiB));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemRelease(h));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemRelease(spare));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemAddressFree(va, 8 * MiB));
+  const std::string lines = read_file(map);
+  EXPECT_NE(std::string::npos, lines.find("unmap dptr=0x600000000000 size=4194304\n")) << lines;
+  char want[64];
+  std::snprintf(want, sizeof want, "release handle=0x%llx\n", static_cast<unsigned long long>(h));
+  EXPECT_NE(std::string::npos, lines.find(want)) << lines;
+  std::snprintf(want, sizeof want, "release handle=0x%llx\n", static_cast<unsigned long long>(spare));
+  EXPECT_NE(std::string::npos, lines.find(want)) << lines;
+  // Really released: a second release / free finds nothing (still sticky).
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemRelease(h));
+  EXPECT_EQ(CUDA_ERROR_ILLEGAL_ADDRESS, cu().cuMemAddressFree(va, 8 * MiB));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("not a cuMemCreate handle")) << err;
+  EXPECT_NE(std::string::npos, err.find("not the start of a reservation")) << err;
+}
+
+TEST_F(FakeCuda, VmmMapFileLines) {
+  const std::string map = path("map");
+  init({{"FAKECUDA_GPUS", "total=64M;total=64M"}, {"FAKECUDA_MAP_FILE", map}});
+  const CUdeviceptr va = reserve(16 * MiB);
+  const CUmemGenericAllocationHandle a = create(4 * MiB, 1);
+  const CUmemGenericAllocationHandle b = create(kGran, 1);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemMap(va + 2 * MiB, kGran, 2 * MiB, a, 0));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemMap(va + 4 * MiB, kGran, 0, b, 0));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(b));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va + 2 * MiB, 4 * MiB));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(a));
+  auto hex = [](CUmemGenericAllocationHandle h) {
+    char text[32];
+    std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(h));
+    return std::string(text);
+  };
+  EXPECT_EQ("create gpu=1 handle=" + hex(a) + " file_offset=67108864 size=4194304\n"
+            "create gpu=1 handle=" + hex(b) + " file_offset=71303168 size=2097152\n"
+            "map dptr=0x600000200000 size=2097152 handle=" + hex(a) + " offset=2097152 file_offset=69206016\n"
+            "map dptr=0x600000400000 size=2097152 handle=" + hex(b) + " offset=0 file_offset=71303168\n"
+            "release handle=" + hex(b) + " deferred\n"
+            "unmap dptr=0x600000200000 size=2097152\n"
+            "unmap dptr=0x600000400000 size=2097152\n"
+            "release handle=" + hex(a) + "\n",
+            read_file(map));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAddressFree(va, 16 * MiB));
+}
+
+TEST_F(FakeCuda, VmmCallsAreTraced) {
+  set("FAKECUDA_LOG", "1");
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuInit(0));
+  const CUmemGenericAllocationHandle h = create(kGran);
+  const CUdeviceptr va = reserve(kGran);
+  map_rw(va, kGran, h);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("cuMemCreate(size=2097152 gpu=0 flags=0x0 -> 0x")) << err;
+  EXPECT_NE(std::string::npos, err.find("cuMemAddressReserve(size=2097152 alignment=0 addr=0x0 flags=0x0 -> 0x600000000000) = CUDA_SUCCESS")) << err;
+  EXPECT_NE(std::string::npos, err.find("cuMemMap(ptr=0x600000000000 size=2097152 offset=0 handle=0x")) << err;
+  EXPECT_NE(std::string::npos, err.find("cuMemSetAccess(ptr=0x600000000000 size=2097152 count=1 gpu=0 flags=0x3) = CUDA_SUCCESS")) << err;
+  ::testing::internal::CaptureStderr();
+  cu().cuMemUnmap(va, kGran);
+  cu().cuMemRelease(h);
+  cu().cuMemAddressFree(va, kGran);
+  ::testing::internal::GetCapturedStderr();
+}
+
+// ---- Free-memory budget file ---------------------------------------------------------------
+
+TEST_F(FakeCuda, FreeFileLowersAndRaisesTheBudget) {
+  const std::string budget = path("free");
+  init({{"FAKECUDA_GPUS", "total=1G;total=1G,free=512M"}, {"FAKECUDA_FREE_FILE", budget}});
+  use_device(0);
+  EXPECT_EQ(GiB, free_mem());  // no file yet: the configured free
+  alloc(192 * MiB);
+  write_trigger(budget, "256M");  // temp + rename, like the trigger file
+  EXPECT_EQ(64 * MiB, free_mem());
+  CUmemGenericAllocationHandle h = 0;
+  const CUmemAllocationProp p = pinned_on(0);
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuMemCreate(&h, 128 * MiB, &p, 0));
+  CUdeviceptr d = 0;
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuMemAlloc_v2(&d, 65 * MiB));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemAlloc_v2(&d, 64 * MiB));
+  EXPECT_EQ(0u, free_mem());
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemFree_v2(d));
+
+  write_trigger(budget, "1G");
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemCreate(&h, 128 * MiB, &p, 0));
+  EXPECT_EQ(GiB - 320 * MiB, free_mem());
+  write_trigger(budget, "100M");  // less than we hold already: nothing left
+  EXPECT_EQ(0u, free_mem());
+
+  // Entry i is GPU i; fewer entries leave the others at their `free`.
+  use_device(1);
+  EXPECT_EQ(512 * MiB, free_mem());
+  write_trigger(budget, " 2G\n\t300M \n");
+  EXPECT_EQ(300 * MiB, free_mem());
+  use_device(0);
+  EXPECT_EQ(GiB - 320 * MiB, free_mem());  // capped at total
+
+  // Unparsable: one message per distinct content, and the last valid
+  // reading stays.
+  ::testing::internal::CaptureStderr();
+  write_trigger(budget, "512M lots");
+  EXPECT_EQ(GiB - 320 * MiB, free_mem());
+  EXPECT_EQ(GiB - 320 * MiB, free_mem());
+  write_trigger(budget, "1G 1G 1G");  // more entries than GPUs
+  EXPECT_EQ(GiB - 320 * MiB, free_mem());
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(1u, [&] {
+    std::size_t n = 0;
+    for (auto pos = err.find("'lots'"); pos != std::string::npos; pos = err.find("'lots'", pos + 1)) ++n;
+    return n;
+  }()) << err;
+  EXPECT_NE(std::string::npos, err.find("fakecuda: FAKECUDA_FREE_FILE: " + budget + ": entry 1 ('lots') is not a size")) << err;
+  EXPECT_NE(std::string::npos, err.find("more entries than the 2 GPU(s)")) << err;
+  use_device(1);
+  EXPECT_EQ(300 * MiB, free_mem());
+
+  // Empty or missing: back to the configured values.
+  write_trigger(budget, "");
+  EXPECT_EQ(512 * MiB, free_mem());
+  write_trigger(budget, "1M");
+  EXPECT_EQ(512 * MiB, free_mem());  // GPU 1 has no entry
+  ASSERT_EQ(0, std::remove(budget.c_str()));
+  use_device(0);
+  EXPECT_EQ(GiB - 320 * MiB, free_mem());
 }
 
 // ---- Debug log --------------------------------------------------------------------------------------

@@ -39,6 +39,45 @@ void MapFile::free(int gpu, CUdeviceptr dptr) {
   write_line(line, n);
 }
 
+void MapFile::create(int gpu, std::uint64_t handle, std::uint64_t file_offset, std::uint64_t size) {
+  if (fd_ < 0) return;
+  char line[160];
+  const int n = std::snprintf(line, sizeof line, "create gpu=%d handle=0x%llx file_offset=%llu size=%llu\n",
+                              gpu, static_cast<unsigned long long>(handle),
+                              static_cast<unsigned long long>(file_offset),
+                              static_cast<unsigned long long>(size));
+  write_line(line, n);
+}
+
+void MapFile::release(std::uint64_t handle, bool deferred) {
+  if (fd_ < 0) return;
+  char line[96];
+  const int n = std::snprintf(line, sizeof line, "release handle=0x%llx%s\n",
+                              static_cast<unsigned long long>(handle), deferred ? " deferred" : "");
+  write_line(line, n);
+}
+
+void MapFile::map(CUdeviceptr dptr, std::uint64_t size, std::uint64_t handle, std::uint64_t offset,
+                  std::uint64_t file_offset) {
+  if (fd_ < 0) return;
+  char line[192];
+  const int n = std::snprintf(line, sizeof line,
+                              "map dptr=0x%llx size=%llu handle=0x%llx offset=%llu file_offset=%llu\n",
+                              static_cast<unsigned long long>(dptr), static_cast<unsigned long long>(size),
+                              static_cast<unsigned long long>(handle),
+                              static_cast<unsigned long long>(offset),
+                              static_cast<unsigned long long>(file_offset));
+  write_line(line, n);
+}
+
+void MapFile::unmap(CUdeviceptr dptr, std::uint64_t size) {
+  if (fd_ < 0) return;
+  char line[96];
+  const int n = std::snprintf(line, sizeof line, "unmap dptr=0x%llx size=%llu\n",
+                              static_cast<unsigned long long>(dptr), static_cast<unsigned long long>(size));
+  write_line(line, n);
+}
+
 // One write() per line on an O_APPEND descriptor: lines from concurrent
 // threads never interleave, and a reader (the test) sees whole lines as soon
 // as the call that produced them returned, with no stdio buffering between.

@@ -1,5 +1,6 @@
-// FAKECUDA_MAP_FILE: an append-only log of allocations and frees, so a test
-// can find where in FAKECUDA_MEMORY_FILE a device allocation lives.
+// FAKECUDA_MAP_FILE: an append-only log of allocations and frees (and of
+// cuMemCreate / cuMemMap and their undoing), so a test can find where in
+// FAKECUDA_MEMORY_FILE a device allocation lives.
 #pragma once
 
 #include <cuda.h>
@@ -19,6 +20,13 @@ class MapFile {
 
   void alloc(int gpu, CUdeviceptr dptr, std::uint64_t file_offset, std::uint64_t size);
   void free(int gpu, CUdeviceptr dptr);
+  // Virtual memory management: physical allocations by handle, and their
+  // mappings (file_offset: where the mapping's byte 0 is in the file).
+  void create(int gpu, std::uint64_t handle, std::uint64_t file_offset, std::uint64_t size);
+  void release(std::uint64_t handle, bool deferred);
+  void map(CUdeviceptr dptr, std::uint64_t size, std::uint64_t handle, std::uint64_t offset,
+           std::uint64_t file_offset);
+  void unmap(CUdeviceptr dptr, std::uint64_t size);
 
  private:
   void write_line(const char* line, int length);

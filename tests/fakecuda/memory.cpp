@@ -1,5 +1,6 @@
 // Device memory (first-fit regions of the backing mapping), pinned host
-// memory, and copies/memsets with their bounds checks.
+// memory, and copies/memsets with their bounds checks. Copies to reserved
+// (VMM) addresses are handed to vmm.cpp.
 #include "driver.hpp"
 
 #include "trace.hpp"
@@ -15,9 +16,10 @@
 
 namespace fakecuda {
 
-std::uint64_t Device::free_bytes_locked() const {
-  // Configured free models memory other processes hold; ours comes off it.
-  const std::uint64_t base = std::min(cfg.free, cfg.total);
+std::uint64_t Device::free_bytes_locked(std::uint64_t free_setting) const {
+  // The free setting models memory other processes hold; ours (cuMemAlloc
+  // and cuMemCreate alike) comes off it.
+  const std::uint64_t base = std::min(free_setting, cfg.total);
   const std::uint64_t used = alloc.reserved_bytes();
   return used >= base ? 0 : base - used;
 }
@@ -31,7 +33,11 @@ Device* Driver::device_of(CUdeviceptr dptr, std::uint64_t& offset) {
   return offset < d->cfg.total ? d : nullptr;
 }
 
-CUresult Driver::check_range(const char* api, CUdeviceptr dptr, std::size_t bytes) {
+CUresult Driver::check_range(const Transfer& t) {
+  if (vmm_.va.in_window(t.dptr)) return check_vmm_range(t);
+  const char* const api = t.api;
+  const CUdeviceptr dptr = t.dptr;
+  const std::size_t bytes = t.bytes;
   std::uint64_t offset = 0;
   bool ok = false;
   if (Device* d = device_of(dptr, offset)) {
@@ -55,8 +61,9 @@ CUresult Driver::mem_get_info(std::size_t* free, std::size_t* total) {
   int dev = 0;
   if (CUresult r = current_device(dev); r != CUDA_SUCCESS) return r;
   const Device& d = *devices_[static_cast<std::size_t>(dev)];
+  const std::uint64_t setting = free_setting(dev);
   std::shared_lock lk(d.mem_mu);
-  *free = d.free_bytes_locked();
+  *free = d.free_bytes_locked(setting);
   *total = d.cfg.total;
   return CUDA_SUCCESS;
 }
@@ -75,8 +82,9 @@ CUresult Driver::mem_alloc(CUdeviceptr* dptr, std::size_t bytes) {
   const std::uint64_t rounded = (bytes + kAllocGranularity - 1) / kAllocGranularity * kAllocGranularity;
 
   Device& d = *devices_[static_cast<std::size_t>(dev)];
+  const std::uint64_t setting = free_setting(dev);
   std::unique_lock lk(d.mem_mu);
-  if (rounded > d.free_bytes_locked()) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (rounded > d.free_bytes_locked(setting)) return CUDA_ERROR_OUT_OF_MEMORY;
   const auto offset = d.alloc.allocate(rounded, bytes);
   if (!offset) return CUDA_ERROR_OUT_OF_MEMORY;
   *dptr = d.ptr_base() + *offset;
@@ -148,14 +156,14 @@ CUresult Driver::transfer(Transfer t, CUstream stream, bool async) {
                           stream == CU_STREAM_PER_THREAD;
   std::shared_ptr<Stream> s;
   if (run_inline) {
-    int dev = 0;
-    if (CUresult r = current_device(dev); r != CUDA_SUCCESS) return r;
+    if (CUresult r = current_device(t.device); r != CUDA_SUCCESS) return r;
   } else {
     s = find_stream(stream);
     if (!s) return CUDA_ERROR_INVALID_HANDLE;
+    t.device = s->device();
   }
   if (t.bytes != 0)
-    if (CUresult r = check_range(t.api, t.dptr, t.bytes); r != CUDA_SUCCESS) return r;
+    if (CUresult r = check_range(t); r != CUDA_SUCCESS) return r;
   // Counted now, in the caller's order; applied when it executes.
   if (t.kind != TransferKind::Memset) t.plan = faults_.plan_copy();
   if (run_inline) return execute(t, false);
@@ -172,6 +180,13 @@ CUresult Driver::execute(const Transfer& t, bool on_worker) {
   if (t.kind != TransferKind::Memset)
     if (CUresult r = faults_.before_copy(t.plan, t.api); r != CUDA_SUCCESS) return r;
   if (t.bytes == 0) return CUDA_SUCCESS;
+  if (vmm_.va.in_window(t.dptr)) {
+    const CUresult r = execute_vmm(t);
+    if (on_worker)
+      trace_note("worker ran %s dptr=0x%llx bytes=%zu: %s", t.api,
+                 static_cast<unsigned long long>(t.dptr), t.bytes, r == CUDA_SUCCESS ? "ok" : "refused");
+    return r;
+  }
 
   std::uint64_t offset = 0;
   Device* d = device_of(t.dptr, offset);

@@ -64,6 +64,14 @@ const Entry* find_entry(const char* symbol) {
       {"cuMemcpyDtoHAsync", fn_ptr(&cuMemcpyDtoHAsync_v2)},
       {"cuMemsetD8", fn_ptr(&cuMemsetD8_v2)},
       {"cuMemsetD8Async", fn_ptr(&cuMemsetD8Async)},
+      {"cuMemGetAllocationGranularity", fn_ptr(&cuMemGetAllocationGranularity)},
+      {"cuMemCreate", fn_ptr(&cuMemCreate)},
+      {"cuMemRelease", fn_ptr(&cuMemRelease)},
+      {"cuMemAddressReserve", fn_ptr(&cuMemAddressReserve)},
+      {"cuMemAddressFree", fn_ptr(&cuMemAddressFree)},
+      {"cuMemMap", fn_ptr(&cuMemMap)},
+      {"cuMemUnmap", fn_ptr(&cuMemUnmap)},
+      {"cuMemSetAccess", fn_ptr(&cuMemSetAccess)},
   };
   for (const Entry& e : table)
     if (std::strcmp(e.name, symbol) == 0) return &e;
