@@ -51,7 +51,7 @@ std::string format_byte_size(uint64_t bytes)
 {
   static constexpr const char *units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   if (bytes < KiB)
-    return std::to_string(bytes) + " bytes";
+    return std::to_string(bytes) + (bytes == 1 ? " byte" : " bytes");
   double v = static_cast<double>(bytes);
   int u = -1;
   while (v >= 1024.0 && u < 5) {

@@ -10,6 +10,7 @@
 #include "cuda_driver.hpp"
 #include "gpu_inventory.hpp"
 #include "logging.hpp"
+#include "nbdkit_log_sink.hpp"
 #include "preflight.hpp"
 #include "sizing.hpp"
 #include "status_reporter.hpp"
@@ -23,8 +24,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <sys/stat.h>
-#include <syslog.h>
 #include <unistd.h>
 
 namespace {
@@ -43,36 +42,9 @@ struct PluginState {
 
 PluginState *state;
 
-// nbdkit sends stderr to /dev/null once it is in the background (unless
-// -v); our informational lines then go to syslog, where nbdkit's own
-// errors go too.
-bool stderr_is_dev_null()
-{
-  struct stat err{}, null{};
-  return fstat(STDERR_FILENO, &err) == 0 && stat("/dev/null", &null) == 0 &&
-         S_ISCHR(err.st_mode) && err.st_rdev == null.st_rdev;
-}
-
 void nbdkit_sink(LogLevel level, const std::string &message)
 {
-  switch (level) {
-  case LogLevel::debug:
-    nbdkit_debug("%s", message.c_str());
-    break;
-  case LogLevel::error:
-    nbdkit_error("%s", message.c_str());
-    break;
-  case LogLevel::info:
-  case LogLevel::warning: {
-    const char *tag = level == LogLevel::warning ? "warning: " : "";
-    if (stderr_is_dev_null())
-      syslog(level == LogLevel::warning ? LOG_WARNING : LOG_INFO, "vram: %s%s", tag,
-             message.c_str());
-    else
-      std::fprintf(stderr, "nbdkit: vram: %s%s\n", tag, message.c_str());
-    break;
-  }
-  }
+  nbdkit_log("vram", false, level, message);
 }
 
 // Runs `body`, turning any escaping exception into an nbdkit error.

@@ -6,6 +6,7 @@
 #include "checked_export.hpp"
 #include "export_registry.hpp"
 #include "log.hpp"
+#include "nbdkit_log_sink.hpp"
 #include "settings.hpp"
 
 #include <cerrno>
@@ -14,9 +15,6 @@
 #include <memory>
 #include <new>
 #include <string>
-#include <sys/stat.h>
-#include <syslog.h>
-#include <unistd.h>
 
 namespace {
 
@@ -38,36 +36,9 @@ struct Handle {
 
 Handle &handle_of(void *handle) { return *static_cast<Handle *>(handle); }
 
-// nbdkit sends stderr to /dev/null once it is in the background (unless
-// -v); informational lines then go to syslog, where nbdkit's own errors
-// go too.  As the vram plugin does.
-bool stderr_is_dev_null()
-{
-  struct stat err{}, null{};
-  return fstat(STDERR_FILENO, &err) == 0 && stat("/dev/null", &null) == 0 &&
-         S_ISCHR(err.st_mode) && err.st_rdev == null.st_rdev;
-}
-
 void nbdkit_sink(LogLevel level, const std::string &message)
 {
-  switch (level) {
-  case LogLevel::debug:
-    nbdkit_debug("integrity: %s", message.c_str());
-    break;
-  case LogLevel::error:
-    nbdkit_error("integrity: %s", message.c_str());
-    break;
-  case LogLevel::info:
-  case LogLevel::warning: {
-    const char *tag = level == LogLevel::warning ? "warning: " : "";
-    if (stderr_is_dev_null())
-      syslog(level == LogLevel::warning ? LOG_WARNING : LOG_INFO, "integrity: %s%s", tag,
-             message.c_str());
-    else
-      std::fprintf(stderr, "nbdkit: integrity: %s%s\n", tag, message.c_str());
-    break;
-  }
-  }
+  vram::nbdkit_log("integrity", true, level, message);
 }
 
 // Runs `body`; an escaping exception becomes an nbdkit error and EIO.

@@ -180,9 +180,9 @@ def test_enospc_when_another_program_has_the_vram(vram, connect, tmp_path):
 
 
 def test_reserve_keeps_vram_free_for_other_programs(vram, connect, tmp_path):
-    """total 256M, reserve=200M: chunks are mapped only while 200 MiB stay
-    free, i.e. 28 chunks of 2 MiB."""
-    lazy = Lazy(vram, tmp_path, "reserve=200M")
+    """total 64M, reserve=40M: a chunk is mapped only if 40 MiB stay free
+    after it, i.e. 12 chunks of 2 MiB (24 MiB), of the export's 16."""
+    lazy = Lazy(vram, tmp_path, "reserve=40M", gpus="total=64M")
     h = connect(lazy.server)
     results = []
     for offset in range(0, SIZE, CHUNK):
@@ -192,9 +192,10 @@ def test_reserve_keeps_vram_free_for_other_programs(vram, connect, tmp_path):
         except nbd.Error as e:
             assert e.errnum == errno.ENOSPC
             results.append(False)
-    assert results == [True] * 28 + [False] * (SIZE // CHUNK - 28)
-    lazy.wait_held(28 * CHUNK)
-    assert "reserve= keeps 200.0 MiB of it for other programs" in lazy.server.log_text()
+    assert results == [True] * 12 + [False] * (SIZE // CHUNK - 12)
+    lazy.wait_held(12 * CHUNK)
+    assert "(40.0 MiB of VRAM free, and reserve= keeps 40.0 MiB of it for other programs" \
+        in lazy.server.log_text()
 
 
 def test_falls_back_to_eager_without_virtual_memory_management(vram, connect, tmp_path):
@@ -271,5 +272,6 @@ def test_eager_status_file(vram, connect, tmp_path):
     assert st["size"] == str(64 * MiB) and st["lazy_chunk"] == "0"
     assert int(st["pid"]) > 0 and st["gpu"].startswith("GPU 0 (Fake GPU 0")
     connect(server).pwrite(b"x", 0)
+    connect.close_all()
     assert server.stop() == 0
     assert not status_file.exists()
