@@ -1,0 +1,177 @@
+"""Elastic VRAM (issue 7): with allocation=lazy the VRAM the plugin holds
+rises with swap use and falls again when the kernel discards freed swap
+(swapon --discard=pages), and only then.  One boot
+(tests/vm/guest/lazy_swap.sh), a 768 MiB export in 2 MiB chunks as the
+guest's only swap, status-file= in the guest's /run:
+
+  d  swapon --discard=pages; a process (lazy_hog.py) dirties the RAM
+     available plus 320 MiB and holds it; then reads a sample of its pages
+     back, checks them, and exits; swapoff; blkdiscard.
+  c  the control: plain swapon, a smaller hog, no discards: the VRAM stays
+     held after the hog exits.
+
+VRAM held is read from the plugin's status file and from the test
+driver's map file (bytes created minus bytes released); they must agree.
+
+Why 2 MiB chunks: Linux 6.1 does not fill a solid-state swap device from
+its start.  Its free-cluster list hands out one 1 MiB cluster from each
+64 MiB "swap address space" in turn (SWAP_CLUSTER_COLS in
+mm/swapfile.c), so U MiB of swap in use is about U/12 MiB at the start of
+each of the 768 MiB export's 12 address spaces, and whatever swap stays in
+use is scattered over all of them.  A chunk is held while any block in it
+holds data, so the held VRAM follows swap use only as closely as the
+chunk is small: measured with 16 MiB chunks, 351 MiB and 214 MiB of swap
+both held 384 MiB (2 chunks in each address space), and after the hog
+exited 80-288 MiB (21-75% of the peak) stayed held for about 1 MiB of
+swap still in use.  With 2 MiB chunks: 346-352 MiB held for 342-348 MiB
+in use, 14-42 MiB after the exit.  (With the default 64M every address
+space is one chunk: the first 12 MiB of swap hold the whole export.)
+
+The bounds, and why:
+
+- Before any write (after the warm-up's reads) nothing is held; mkswap
+  writes the header into chunk 0, so at most one chunk is held before the
+  pressure.
+- While the hog holds still, held >= the pages only in swap (swap used
+  minus SwapCached), rounded up to chunks: each such page was written to
+  its slot, and that many slots fill at least that many chunks.  Exact.
+- Held <= the striped bound: per address space, the even share of swap
+  used plus two clusters (round robin's unevenness, the CPUs' partly used
+  current clusters, the header), rounded up to chunks, times 12, plus one
+  chunk.
+- After the hog exits, with discards: held <= a quarter of the peak.  The
+  kernel discards each 1 MiB cluster the exit left wholly free; a chunk
+  stays held while any slot in it is in use: pages of the processes that
+  live on (the test's shell, its tmpfs files; swapped out early, so in the
+  first cluster of the first address spaces, or later, anywhere) and
+  freed slots waiting in the per-CPU swap slot caches.  Measured: 14-42
+  MiB (4-12% of the peak) with 1 to 1.5 MiB of swap still in use (the
+  test's shell about 300 kB of it).
+- swapoff discards nothing (the kernel stops discarding before it reads
+  swap back): held does not change.  blkdiscard of the whole device
+  releases every chunk.
+- Without discards, held after the hog exits stays >= 90% of the peak
+  (measured: all of it).
+
+Known problem (not fixed here): now and then the guest hangs as swap-out
+starts (3 of about 30 boots with 16 MiB chunks, none in 10 with 2 MiB;
+none in 14 boots of the same load with allocation=eager).  With
+VRAM_VM_SYSRQ=wt the task dump shows an nbdkit I/O thread mapping a new
+chunk (inside the test driver's cuMemCreate, in snprintf for its map-file
+line) in direct reclaim from a page fault on a fresh stack page, while
+other writers wait on the chunk's lock and the rest on the lane pool: the
+first mapping in a thread runs code it never ran before, at zero free RAM,
+holding the chunk's exclusive lock and a lane (the read warm-up does not
+reach that path: reads of unmapped chunks never touch the GPU).  The
+verdict is then "hang".  Reproduce: VRAM_VM_SYSRQ=wt VRAM_VM_GRACE=25
+tests/vm/harness.py lazy_swap.sh LAZY_CHUNK=16M CONTROL=0, a few times.
+"""
+import pytest
+
+from settings import HUNG_TASK_TIMEOUT
+
+# Wall-clock bound for the boot: about 80 s on an idle 2-core machine,
+# up to 2.5 times that beside another VM test.
+LAZY_SWAP_BOUND = 300
+CHUNK = 2 << 20
+MIB = 1 << 20
+TRUNK = 64 * MIB          # the kernel's swap address space
+EXPORT = 768 * MIB
+TRUNKS = EXPORT // TRUNK
+# Held after the hog exits, with discards, as a fraction of the peak.
+EXIT_FRACTION = 0.25
+# Held after the hog exits, without discards, as a fraction of the peak.
+CONTROL_FRACTION = 0.9
+
+
+@pytest.fixture(scope="module")
+def run(vm_run_once):
+    return vm_run_once("lazy_swap.sh", "lazy_swap", timeout=LAZY_SWAP_BOUND,
+                       hung_task_timeout=HUNG_TASK_TIMEOUT,
+                       params={"LAZY_CHUNK": "2M", "SWAP_SIZE": "768M"})
+
+
+def checks(run, prefix):
+    found = [c for c in run.result.get("checks", []) if c["what"].startswith(prefix)]
+    assert found, f"the guest ran no check starting {prefix!r}: {run.reason}"
+    failed = [c["what"] for c in found if not c["ok"]]
+    assert not failed, failed
+    return found
+
+
+def figure(run, name):
+    f = run.figures
+    assert name in f, f"no figure {name}: {run.reason}; figures {f}"
+    return f[name]
+
+
+def round_up(n, to):
+    return -(-n // to) * to
+
+
+def striped_bound(used_kb):
+    """The most VRAM swap use of used_kb may hold (see the docstring)."""
+    per = -(-used_kb * 1024 // (TRUNKS * MIB)) + 2
+    per = min(round_up(per * MIB, CHUNK), TRUNK)
+    return min(TRUNKS * per + CHUNK, round_up(EXPORT, CHUNK))
+
+
+def test_guest_ran_clean(run):
+    # No hang, oops, unexpected I/O error (the harness stops on those), no
+    # OOM kill, a result, every check passed.
+    assert run.verdict == "pass", run.reason
+    assert run.first("oom") is None, run.first_line("oom")
+    assert run.elapsed < LAZY_SWAP_BOUND
+    assert figure(run, "chunk_bytes") == CHUNK
+
+
+def test_nothing_held_before_swap_is_written(run):
+    checks(run, "reads map no VRAM")
+    for r in ("d", "c"):
+        assert figure(run, f"{r}_held_after_mkswap") <= CHUNK
+        assert figure(run, f"{r}_held_before_pressure") <= CHUNK
+
+
+def test_status_file_agrees_with_the_driver(run):
+    checks(run, "status file and map file agree")
+    for r in ("d", "c"):
+        checks(run, f"{r}: held settles")
+
+
+@pytest.mark.parametrize("r", ["d", "c"])
+def test_held_follows_swap_use(run, r):
+    used = figure(run, f"{r}_used_hold_kb")
+    cached = figure(run, f"{r}_swapcached_hold_kb")
+    held = figure(run, f"{r}_held_hold")
+    # A few hundred MiB really went to swap.
+    assert used >= 150 * 1024, run.figures
+    assert held >= round_up((used - cached) * 1024, CHUNK), run.figures
+    assert held <= striped_bound(used), (striped_bound(used), run.figures)
+    checks(run, f"{r}: held {held} bytes covers")
+    checks(run, f"{r}: held {held} bytes is at most")
+
+
+def test_discards_give_vram_back(run):
+    peak = figure(run, "d_peak_held")
+    after_exit = figure(run, "d_held_after_exit")
+    assert peak >= figure(run, "d_held_hold") > 0
+    assert after_exit <= EXIT_FRACTION * peak, run.figures
+    assert figure(run, "d_held_after_swapoff") <= after_exit
+    assert figure(run, "d_held_after_blkdiscard") == 0
+    checks(run, "d: the discards gave VRAM back")
+
+
+def test_without_discards_vram_stays_held(run):
+    peak = figure(run, "c_peak_held")
+    after_exit = figure(run, "c_held_after_exit")
+    assert after_exit >= CONTROL_FRACTION * peak, run.figures
+    assert figure(run, "c_held_after_swapoff") == after_exit
+    assert figure(run, "c_held_after_blkdiscard") == 0
+    checks(run, "c: without discard the VRAM stays held")
+
+
+def test_data_read_back_and_everything_released_at_exit(run):
+    checks(run, "d: the hog read its pages back right")
+    checks(run, "nbdkit exits cleanly")
+    checks(run, "every chunk mapped was released by the end")
+    checks(run, "the status file is removed at exit")
