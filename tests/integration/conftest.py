@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nbd  # noqa: E402  Debian's python3-libnbd: run with /usr/bin/python3
 
-from support.nbdkit import FAKECUDA, NBDKIT, PLUGIN, preload_env  # noqa: E402
+from support.nbdkit import FAKECUDA, NBDKIT, PLUGIN, greets, preload_env  # noqa: E402
 
 from .helpers import PRELOAD_EXIT_HANG, SANITIZED, VramServer, bug_lines  # noqa: E402
 
@@ -193,7 +193,9 @@ def run_foreground(tmp_path, params, env, filters=(), timeout=60):
         if proc.poll() is not None:
             returncode = proc.returncode
             break
-        if pidfile.exists() and pidfile.read_text().strip():
+        # The pidfile comes before after_fork: only the greeting says it serves.
+        if pidfile.exists() and pidfile.read_text().strip() and \
+                greets(sock, time.monotonic() + 0.2):
             proc.terminate()  # it serves: that is the failure
             break
         time.sleep(0.02)

@@ -39,6 +39,31 @@ def preload_env():
     }
 
 
+def greets(socket_path, deadline):
+    """True once nbdkit sends the NBD greeting on `socket_path`: it writes
+    its pidfile before the plugin's after_fork (where the GPU is set up)
+    has run, and starts accepting connections only after it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            s.connect(str(socket_path))
+            greeting = b""
+            while len(greeting) < 18:  # NBDMAGIC IHAVEOPT flags
+                chunk = s.recv(18 - len(greeting))
+                if not chunk:
+                    return False
+                greeting += chunk
+            if not greeting.startswith(b"NBDMAGIC"):
+                return False
+            # Leave politely (client flags, then NBD_OPT_ABORT), so the
+            # probe leaves no error in nbdkit's log.
+            s.sendall(struct.pack(">I", 3) + b"IHAVEOPT" + struct.pack(">II", 2, 0))
+            s.recv(64)
+            return True
+        except OSError:
+            return False
+
+
 class Server:
     """One nbdkit process serving one export on a unix socket."""
 
@@ -75,28 +100,7 @@ class Server:
         raise RuntimeError(f"nbdkit not ready after {timeout}s:\n{self.log()}")
 
     def _greets(self, deadline):
-        """True once nbdkit sends the NBD greeting: it writes the pidfile
-        before the plugin's after_fork (where the GPU is set up) has run,
-        and starts accepting connections only after it."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                s.connect(str(self.socket))
-                greeting = b""
-                while len(greeting) < 18:  # NBDMAGIC IHAVEOPT flags
-                    chunk = s.recv(18 - len(greeting))
-                    if not chunk:
-                        return False
-                    greeting += chunk
-                if not greeting.startswith(b"NBDMAGIC"):
-                    return False
-                # Leave politely (client flags, then NBD_OPT_ABORT), so the
-                # probe leaves no error in nbdkit's log.
-                s.sendall(struct.pack(">I", 3) + b"IHAVEOPT" + struct.pack(">II", 2, 0))
-                s.recv(64)
-                return True
-            except OSError:
-                return False
+        return greets(self.socket, deadline)
 
     def alive(self):
         return self.proc.poll() is None
