@@ -24,7 +24,7 @@ const char *const config_help =
   "wait=auto|spin|yield|block How threads wait for the GPU (auto).\n"
   "allocation=eager|lazy     Hold all VRAM from the start (eager, default), or\n"
   "                          only chunks that hold data (lazy).\n"
-  "lazy-chunk=<SIZE>         allocation=lazy: unit of VRAM mapped and released (64M).\n"
+  "lazy-chunk=<SIZE>         allocation=lazy: unit of VRAM mapped and released (2M).\n"
   "status-file=<PATH>        Keep the size and VRAM held in this file (KEY=VALUE).\n";
 
 namespace {
@@ -89,7 +89,7 @@ ConfigBuilder::ConfigBuilder()
 {
   config_.step = 512 * MiB;
   config_.chunk_size = 256 * KiB;
-  config_.lazy_chunk = 64 * MiB;
+  config_.lazy_chunk = 2 * MiB;
   config_.device = *parse_device_selector("0");
 }
 
@@ -174,7 +174,7 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
     const uint64_t v = parse_size_param(key, value);
     if (v < 2 * MiB || v > GiB || v % (2 * MiB) != 0)
       throw ConfigError("lazy-chunk=" + std::string(value) +
-                        ": must be a multiple of 2M from 2M to 1G, e.g. 64M");
+                        ": must be a multiple of 2M from 2M to 1G, e.g. 2M or 64M");
     config_.lazy_chunk = v;
   } else if (key == "status-file") {
     if (value.empty() || value.front() != '/')

@@ -2,10 +2,14 @@
 
 #include "logging.hpp"
 
+#include <alloca.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 
@@ -69,6 +73,42 @@ std::string locked_memory()
       return start == std::string::npos ? "" : line.substr(start);
     }
   return {};
+}
+
+namespace {
+
+[[gnu::noinline]] void touch_stack(size_t bytes)
+{
+  volatile char *p = static_cast<volatile char *>(alloca(bytes));
+  for (size_t i = 0; i < bytes; i += 4096)
+    p[i] = 0;
+  p[bytes - 1] = 0;
+}
+
+} // namespace
+
+size_t prefault_stack(size_t bytes)
+{
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0)
+    return 0;
+  void *low = nullptr;
+  size_t size = 0;
+  const int r = pthread_attr_getstack(&attr, &low, &size);
+  pthread_attr_destroy(&attr);
+  if (r != 0 || !low)
+    return 0;
+  volatile char here = 0;
+  const auto top = reinterpret_cast<uintptr_t>(&here);
+  const auto bottom = reinterpret_cast<uintptr_t>(low);
+  constexpr size_t margin = 64 * 1024; // never near the guard page
+  if (top <= bottom + margin)
+    return 0;
+  const size_t n = std::min(bytes, static_cast<size_t>(top - bottom - margin));
+  if (n == 0)
+    return 0;
+  touch_stack(n);
+  return n;
 }
 
 } // namespace vram

@@ -9,6 +9,7 @@
 //    across fork) and before CUDA is initialised (see lock_all_memory).
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace vram {
@@ -24,5 +25,15 @@ ProtectionResult lock_all_memory();
 
 // Resident memory locked, e.g. "18234 kB"; empty if unknown.
 std::string locked_memory();
+
+// Faults in (and, under mlockall, locks) up to `bytes` of the calling
+// thread's stack below the current frame, leaving a margin above the
+// guard page.  mlockall's MCL_ONFAULT locks stack pages only once touched:
+// a thread that first reaches a deep call path (the driver mapping a new
+// chunk of VRAM) at zero free RAM would otherwise wait in reclaim for a
+// fresh stack page, holding the locks every other request needs.  Each
+// I/O thread calls this on its first request (the warm-up reads before
+// swapon).  Returns the bytes touched.
+size_t prefault_stack(size_t bytes);
 
 } // namespace vram

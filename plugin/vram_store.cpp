@@ -4,12 +4,16 @@
 #include "cuda_error.hpp"
 #include "logging.hpp"
 #include "sizing.hpp"
+#include "swap_safety.hpp"
 
 #include <algorithm>
 #include <cerrno>
 
 namespace vram {
 namespace {
+
+// Deeper than any call path of ours or the driver's seen in the I/O path.
+constexpr size_t stack_prefault_bytes = 256 * 1024;
 
 std::string failed_call(const CudaDriver &driver, const char *what, CUresult r)
 {
@@ -168,6 +172,13 @@ CUresult VramStore::bind_context()
     return CUDA_SUCCESS;
   if (const CUresult r = cu_.CtxSetCurrent(context_.get()); r != CUDA_SUCCESS)
     return r;
+  // This thread's first request: fault in its stack now, while memory is
+  // free (see prefault_stack).
+  thread_local bool stack_ready = false;
+  if (!stack_ready) {
+    prefault_stack(stack_prefault_bytes);
+    stack_ready = true;
+  }
   bound = generation_;
   return CUDA_SUCCESS;
 }

@@ -126,7 +126,7 @@ def test_lazy_vram_follows_data_written_and_trimmed(vram_server, gpu, tmp_path):
     the data written and falls back when it is trimmed."""
     status = tmp_path / "lazy.status"
     before = _used_mib(gpu)
-    s = vram_server("size=16G", "allocation=lazy", f"status-file={status}")
+    s = vram_server("size=16G", "allocation=lazy", "lazy-chunk=64M", f"status-file={status}")
     log = s.log()
     assert "allocation=lazy: VRAM is held in chunks of 64.0 MiB" in log, log
     idle = _used_mib(gpu)

@@ -38,6 +38,18 @@ TEST(Config, Defaults)
   EXPECT_EQ(c.lanes, 0u);
   EXPECT_EQ(c.chunk_size, 256 * KiB);
   EXPECT_EQ(c.swap_safety, SwapSafety::attempt);
+  EXPECT_EQ(c.allocation, Allocation::eager);
+  EXPECT_EQ(c.lazy_chunk, 2 * MiB); // about the kernel's 1 MiB swap cluster
+  EXPECT_TRUE(c.status_file.empty());
+}
+
+TEST(Config, LazyParameters)
+{
+  const Config c = make_config({{"size", "7G"}, {"allocation", "lazy"}, {"lazy-chunk", "64M"},
+                                {"status-file", "/run/x.status"}});
+  EXPECT_EQ(c.allocation, Allocation::lazy);
+  EXPECT_EQ(c.lazy_chunk, 64 * MiB);
+  EXPECT_EQ(c.status_file, "/run/x.status");
 }
 
 TEST(Config, AutoAndMax)

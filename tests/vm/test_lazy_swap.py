@@ -24,7 +24,7 @@ chunk is small: measured with 16 MiB chunks, 351 MiB and 214 MiB of swap
 both held 384 MiB (2 chunks in each address space), and after the hog
 exited 80-288 MiB (21-75% of the peak) stayed held for about 1 MiB of
 swap still in use.  With 2 MiB chunks: 346-352 MiB held for 342-348 MiB
-in use, 14-42 MiB after the exit.  (With the default 64M every address
+in use, 14-42 MiB after the exit.  (With 64M, the first default, every address
 space is one chunk: the first 12 MiB of swap hold the whole export.)
 
 The bounds, and why:
