@@ -69,7 +69,7 @@ std::unique_ptr<LazyVram> LazyVram::open(const CudaDriver &driver, CUdevice devi
 
 LazyVram::LazyVram(const CudaDriver &driver, CUdevice device, const Settings &settings,
                    uint64_t chunk, CUdeviceptr base, uint64_t reserved)
-  : driver_(driver), cu_(driver.api()), device_(device), headroom_(settings.headroom),
+  : cu_(driver.api()), device_(device), headroom_(settings.headroom),
     base_(base), reserved_(reserved), residency_(settings.size, chunk),
     handles_(residency_.chunks(), 0)
 {

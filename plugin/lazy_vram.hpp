@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -55,7 +54,6 @@ private:
   LazyVram(const CudaDriver &driver, CUdevice device, const Settings &settings, uint64_t chunk,
            CUdeviceptr base, uint64_t reserved);
 
-  const CudaDriver &driver_;
   const CudaApi &cu_;
   CUdevice device_;
   uint64_t headroom_;

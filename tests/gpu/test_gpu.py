@@ -91,13 +91,9 @@ def test_under_the_stats_filter(vram_server, tmp_path):
 
 
 def test_vram_is_held_while_serving(vram_server, gpu):
-    def used_mib():
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
-                              "-i", gpu["uuid"]], capture_output=True, text=True)
-        return int(out.stdout.strip())
-    before = used_mib()
+    before = _used_mib(gpu)
     s = vram_server("size=8G")
-    during = used_mib()
+    during = _used_mib(gpu)
     assert during - before >= 8 * 1024
     s.stop()
 
