@@ -7,12 +7,16 @@
 //
 //   core-bench [--threads 1,2,4,8,16,32] [--duration S] [--bs BYTES]
 //              [--size BYTES] [--read-pct P] [--device N] [--wait MODE]
-//              [--allocation eager|lazy] [--lazy-chunk BYTES]
+//              [--allocation eager|lazy] [--lazy-chunk BYTES] [--lazy-spare N]
 //
 // Prints one JSON line per (mode, threads).  With --allocation lazy it
 // first times the mapping of every chunk (one 4 KiB write into each) and
 // their release (a trim of each), prints them as "lazy-map" and
-// "lazy-release", maps them all again, and then measures the steady state.
+// "lazy-release", maps them all again ("lazy-remap"), and then measures
+// the steady state.  With spares (lazy-spare=, default 8 MiB worth), each
+// mapping write waits, untimed, until the spares are all ready, as they
+// are when swap writes come at a pace the spares' thread keeps up with;
+// --lazy-spare 0 times the driver's whole cuMemCreate in the write.
 #include "byte_size.hpp"
 #include "config.hpp"
 #include "cuda_driver.hpp"
@@ -53,6 +57,7 @@ struct Options {
   std::string wait = "auto";
   std::string allocation = "eager";
   std::string lazy_chunk = "64M";
+  std::string lazy_spare; // empty: the plugin's default
 };
 
 struct Result {
@@ -135,6 +140,7 @@ int main(int argc, char **argv)
     else if (a == "--wait") o.wait = v;
     else if (a == "--allocation") o.allocation = v;
     else if (a == "--lazy-chunk") o.lazy_chunk = v;
+    else if (a == "--lazy-spare") o.lazy_spare = v;
     else die("unknown option " + a);
   }
   const unsigned max_threads = *std::max_element(o.threads.begin(), o.threads.end());
@@ -153,6 +159,8 @@ int main(int argc, char **argv)
   b.set("wait", o.wait);
   b.set("allocation", o.allocation);
   b.set("lazy-chunk", o.lazy_chunk);
+  if (!o.lazy_spare.empty())
+    b.set("lazy-spare", o.lazy_spare);
   const Config config = b.finish();
   VramStore::Layout layout;
   layout.device_index = o.device;
@@ -168,9 +176,18 @@ int main(int argc, char **argv)
   if (store->allocation() == Allocation::lazy) {
     const uint64_t chunk = store->lazy_chunk();
     const std::vector<std::byte> page(4096, std::byte{1});
+    const uint64_t spares_ready = store->spare_target() * chunk;
+    const auto wait_for_spares = [&] {
+      const auto give_up = clock_type::now() + std::chrono::milliseconds(100);
+      while (store->spare() < spares_ready && clock_type::now() < give_up)
+        std::this_thread::sleep_for(std::chrono::microseconds(20));
+    };
     const auto timed = [&](const char *what, auto op) {
       std::vector<uint32_t> ns;
+      const bool maps = std::strcmp(what, "lazy-release") != 0;
       for (uint64_t at = 0; at < store->size(); at += chunk) {
+        if (maps)
+          wait_for_spares();
         const auto t0 = clock_type::now();
         const IoStatus st = op(at);
         ns.push_back(static_cast<uint32_t>(
@@ -178,10 +195,11 @@ int main(int argc, char **argv)
         if (!st) die(std::string(what) + ": " + st.message);
       }
       const double max = *std::max_element(ns.begin(), ns.end()) / 1e3;
-      std::printf("{\"mode\": \"%s\", \"chunk\": %llu, \"chunks\": %zu, \"us_p50\": %.1f, "
-                  "\"us_p99\": %.1f, \"us_max\": %.1f, \"held\": %llu}\n",
-                  what, static_cast<unsigned long long>(chunk), ns.size(), percentile(ns, 50),
-                  percentile(ns, 99), max, static_cast<unsigned long long>(store->held()));
+      std::printf("{\"mode\": \"%s\", \"chunk\": %llu, \"chunks\": %zu, \"spares\": %zu, "
+                  "\"us_p50\": %.1f, \"us_p99\": %.1f, \"us_max\": %.1f, \"held\": %llu}\n",
+                  what, static_cast<unsigned long long>(chunk), ns.size(),
+                  store->spare_target(), percentile(ns, 50), percentile(ns, 99), max,
+                  static_cast<unsigned long long>(store->held()));
     };
     timed("lazy-map", [&](uint64_t at) { return store->write(page.data(), page.size(), at); });
     timed("lazy-release", [&](uint64_t at) { return store->zero(chunk, at); });

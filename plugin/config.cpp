@@ -25,6 +25,8 @@ const char *const config_help =
   "allocation=eager|lazy     Hold all VRAM from the start (eager, default), or\n"
   "                          only chunks that hold data (lazy).\n"
   "lazy-chunk=<SIZE>         allocation=lazy: unit of VRAM mapped and released (2M).\n"
+  "lazy-spare=<N>            allocation=lazy: chunks of VRAM created ahead of need\n"
+  "                          (default: 8M worth, 1 to 4; 0: none).\n"
   "status-file=<PATH>        Keep the size and VRAM held in this file (KEY=VALUE).\n";
 
 namespace {
@@ -176,6 +178,8 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
       throw ConfigError("lazy-chunk=" + std::string(value) +
                         ": must be a multiple of 2M from 2M to 1G, e.g. 2M or 64M");
     config_.lazy_chunk = v;
+  } else if (key == "lazy-spare") {
+    config_.lazy_spare = parse_unsigned_param(key, value, 0, 64);
   } else if (key == "status-file") {
     if (value.empty() || value.front() != '/')
       throw ConfigError("status-file=" + std::string(value) +
@@ -185,7 +189,8 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
     throw ConfigError("unknown parameter '" + std::string(key) +
                       "': accepted parameters are size, reserve, step, min-size, "
                       "device, lanes, chunk-size, swap-safety, init-timeout, wait, "
-                      "allocation, lazy-chunk, status-file (see nbdkit-vram-plugin(1))");
+                      "allocation, lazy-chunk, lazy-spare, status-file "
+                      "(see nbdkit-vram-plugin(1))");
   }
 }
 

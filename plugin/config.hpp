@@ -48,6 +48,7 @@ struct Config {
   WaitMode wait = WaitMode::automatic;
   Allocation allocation = Allocation::eager;
   uint64_t lazy_chunk;              // allocation=lazy: VRAM is mapped in these units
+  std::optional<unsigned> lazy_spare; // allocation=lazy: chunks created ahead; default by chunk
   std::string status_file;          // empty: none
 };
 

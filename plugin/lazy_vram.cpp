@@ -1,7 +1,9 @@
 #include "lazy_vram.hpp"
 
 #include "byte_size.hpp"
+#include "swap_safety.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace vram {
@@ -19,6 +21,11 @@ CUmemAllocationProp allocation_prop(CUdevice device)
 uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 
 } // namespace
+
+size_t LazyVram::default_spares(uint64_t chunk)
+{
+  return static_cast<size_t>(std::clamp<uint64_t>(8 * MiB / chunk, 1, 4));
+}
 
 std::unique_ptr<LazyVram> LazyVram::open(const CudaDriver &driver, CUdevice device,
                                          const Settings &settings, std::string &why_not)
@@ -73,15 +80,30 @@ LazyVram::LazyVram(const CudaDriver &driver, CUdevice device, const Settings &se
     base_(base), reserved_(reserved), residency_(settings.size, chunk),
     handles_(residency_.chunks(), 0)
 {
+  SpareChunks::Hooks hooks;
+  hooks.thread_start = [this, context = settings.context] {
+    // Like an I/O thread: the context current, the stack locked in while
+    // memory is free.
+    (void)cu_.CtxSetCurrent(context);
+    prefault_stack(io_stack_prefault_bytes);
+  };
+  hooks.create = [this](CUmemGenericAllocationHandle &handle) {
+    std::string shortage;
+    return create(handle, shortage);
+  };
+  hooks.release = [this](CUmemGenericAllocationHandle handle) { (void)cu_.MemRelease(handle); };
+  spares_ = std::make_unique<SpareChunks>(settings.spares.value_or(default_spares(chunk)),
+                                          std::move(hooks));
 }
 
 LazyVram::~LazyVram()
 {
   residency_.release_all([&](size_t chunk) { (void)unmap(chunk); });
+  spares_.reset();
   (void)cu_.MemAddressFree(base_, reserved_);
 }
 
-CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
+CUresult LazyVram::create(CUmemGenericAllocationHandle &handle, std::string &shortage)
 {
   const uint64_t size = residency_.chunk_size();
   if (headroom_ > 0) {
@@ -95,20 +117,34 @@ CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
     }
   }
   const CUmemAllocationProp prop = allocation_prop(device_);
-  CUmemGenericAllocationHandle handle = 0;
-  CUresult r = cu_.MemCreate(&handle, size, &prop, 0);
-  if (r != CUDA_SUCCESS) {
-    if (r == CUDA_ERROR_OUT_OF_MEMORY) {
-      size_t free = 0, total = 0;
-      shortage = cu_.MemGetInfo(&free, &total) == CUDA_SUCCESS
-                   ? format_byte_size(free) + " of VRAM free"
-                   : "the GPU is out of memory";
-    }
-    return r;
+  const CUresult r = cu_.MemCreate(&handle, size, &prop, 0);
+  if (r == CUDA_ERROR_OUT_OF_MEMORY) {
+    size_t free = 0, total = 0;
+    shortage = cu_.MemGetInfo(&free, &total) == CUDA_SUCCESS
+                 ? format_byte_size(free) + " of VRAM free"
+                 : "the GPU is out of memory";
   }
+  return r;
+}
+
+CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
+{
+  CUmemGenericAllocationHandle handle = 0;
+  if (const auto spare = spares_->take())
+    handle = *spare;
+  else if (const CUresult r = create(handle, shortage); r != CUDA_SUCCESS)
+    return r;
+  // On failure the VRAM goes back where it came from.
+  const auto give_back = [&] {
+    if (!spares_->give(handle))
+      (void)cu_.MemRelease(handle);
+  };
+  const uint64_t size = residency_.chunk_size();
+  const CUmemAllocationProp prop = allocation_prop(device_);
   const CUdeviceptr at = base_ + chunk * size;
-  if ((r = cu_.MemMap(at, size, 0, handle, 0)) != CUDA_SUCCESS) {
-    (void)cu_.MemRelease(handle);
+  CUresult r = cu_.MemMap(at, size, 0, handle, 0);
+  if (r != CUDA_SUCCESS) {
+    give_back();
     return r;
   }
   CUmemAccessDesc access{};
@@ -121,7 +157,7 @@ CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
     r = lane.zero(at, size);
   if (r != CUDA_SUCCESS) {
     (void)cu_.MemUnmap(at, size);
-    (void)cu_.MemRelease(handle);
+    give_back();
     return r;
   }
   handles_[chunk] = handle;
@@ -131,9 +167,14 @@ CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
 CUresult LazyVram::unmap(size_t chunk)
 {
   const uint64_t size = residency_.chunk_size();
-  CUresult r = cu_.MemUnmap(base_ + chunk * size, size);
-  const CUresult released = cu_.MemRelease(handles_[chunk]);
+  const CUresult r = cu_.MemUnmap(base_ + chunk * size, size);
+  const CUmemGenericAllocationHandle handle = handles_[chunk];
   handles_[chunk] = 0;
+  // Unmapped or not, the chunk is gone from the export.  Its VRAM was
+  // zeroed by the caller; a spare is never read before it is zeroed again.
+  CUresult released = CUDA_SUCCESS;
+  if (r != CUDA_SUCCESS || !spares_->give(handle))
+    released = cu_.MemRelease(handle);
   return r != CUDA_SUCCESS ? r : released;
 }
 

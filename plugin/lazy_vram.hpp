@@ -8,9 +8,11 @@
 #include "chunk_residency.hpp"
 #include "cuda_driver.hpp"
 #include "io_lane.hpp"
+#include "spare_chunks.hpp"
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +24,14 @@ public:
     uint64_t size = 0;      // the export
     uint64_t chunk = 0;     // lazy-chunk=; rounded up to the driver's granularity
     uint64_t headroom = 0;  // VRAM left free for other programs when mapping
+    // Chunks of VRAM kept created ahead of need (lazy-spare=); unset: the
+    // default for the chunk size (default_spares).
+    std::optional<size_t> spares;
+    CUcontext context = nullptr; // made current on the spares' thread
   };
+
+  // lazy-spare='s default: 8 MiB worth of chunks, at least 1, at most 4.
+  static size_t default_spares(uint64_t chunk);
 
   // The calling thread has `device`'s context current.  Returns nullptr
   // and sets `why_not` when the driver or GPU lacks virtual memory
@@ -31,8 +40,8 @@ public:
   static std::unique_ptr<LazyVram> open(const CudaDriver &driver, CUdevice device,
                                         const Settings &settings, std::string &why_not);
 
-  // Unmaps and releases what is still mapped, then frees the address
-  // range.  The owner zeroes mapped chunks first (release_all).
+  // Unmaps and releases what is still mapped and every spare, then frees
+  // the address range.  The owner zeroes mapped chunks first (release_all).
   ~LazyVram();
 
   LazyVram(const LazyVram &) = delete;
@@ -40,19 +49,26 @@ public:
 
   CUdeviceptr base() const { return base_; }
   uint64_t chunk_size() const { return residency_.chunk_size(); }
-  uint64_t held() const { return residency_.mapped_chunks() * residency_.chunk_size(); }
+  // VRAM held: the chunks mapped into the export, and the spares.
+  uint64_t held() const { return (residency_.mapped_chunks() + spares_->count()) * chunk_size(); }
+  uint64_t spare_bytes() const { return spares_->count() * chunk_size(); }
+  size_t spare_target() const { return spares_->target(); }
   ChunkResidency &residency() { return residency_; }
 
-  // Maps VRAM under `chunk` and zeroes it through `lane`.
-  // CUDA_ERROR_OUT_OF_MEMORY when the GPU has no VRAM for it, or would be
-  // left with less than the headroom; then `shortage` says how much is free.
+  // Maps VRAM under `chunk` (a spare if one is ready, else new) and zeroes
+  // it through `lane`.  CUDA_ERROR_OUT_OF_MEMORY when there is no spare and
+  // the GPU has no VRAM for a new chunk, or would be left with less than
+  // the headroom; then `shortage` says how much is free.
   CUresult map(size_t chunk, IoLane &lane, std::string &shortage);
-  // Unmaps `chunk` and releases its VRAM.
+  // Unmaps `chunk`; its VRAM becomes a spare or goes back to the driver.
   CUresult unmap(size_t chunk);
 
 private:
   LazyVram(const CudaDriver &driver, CUdevice device, const Settings &settings, uint64_t chunk,
            CUdeviceptr base, uint64_t reserved);
+
+  // One chunk of physical VRAM, if the headroom allows.
+  CUresult create(CUmemGenericAllocationHandle &handle, std::string &shortage);
 
   const CudaApi &cu_;
   CUdevice device_;
@@ -61,6 +77,7 @@ private:
   uint64_t reserved_; // bytes of address space
   ChunkResidency residency_;
   std::vector<CUmemGenericAllocationHandle> handles_; // per chunk; guarded by its lock
+  std::unique_ptr<SpareChunks> spares_;                // last: its thread uses the rest
 };
 
 } // namespace vram

@@ -47,10 +47,11 @@ std::string StatusReporter::status_text(const VramStore &store, const std::strin
 {
   return strformat("pid=%ld\n", static_cast<long>(::getpid())) + "gpu=" + gpu_label + "\n" +
          "allocation=" + std::string(to_string(store.allocation())) + "\n" +
-         strformat("size=%llu\nlazy_chunk=%llu\nheld=%llu\n",
+         strformat("size=%llu\nlazy_chunk=%llu\nheld=%llu\nspare=%llu\n",
                    static_cast<unsigned long long>(store.size()),
                    static_cast<unsigned long long>(store.lazy_chunk()),
-                   static_cast<unsigned long long>(store.held())) +
+                   static_cast<unsigned long long>(store.held()),
+                   static_cast<unsigned long long>(store.spare())) +
          "state=" + (store.failed() ? "failed" : "serving") + "\n";
 }
 
@@ -88,14 +89,17 @@ void StatusReporter::run(std::stop_token stop)
 void StatusReporter::tick(bool final)
 {
   const uint64_t held = store_.held();
+  const uint64_t spare = store_.spare();
   const bool failed = store_.failed();
   if (!settings_.status_file.empty() && !final &&
-      (!have_written_ || held != written_held_ || failed != written_failed_)) {
+      (!have_written_ || held != written_held_ || spare != written_spare_ ||
+       failed != written_failed_)) {
     const std::string error =
       write_file_atomically(settings_.status_file, status_text(store_, settings_.gpu_label));
     if (error.empty()) {
       have_written_ = true;
       written_held_ = held;
+      written_spare_ = spare;
       written_failed_ = failed;
     } else if (!write_error_logged_) {
       write_error_logged_ = true;
@@ -106,10 +110,12 @@ void StatusReporter::tick(bool final)
   if (store_.allocation() == Allocation::lazy && held != logged_held_ &&
       (final || !have_logged_ || now - last_log_ >= settings_.log_interval)) {
     const uint64_t chunk = store_.lazy_chunk();
-    const unsigned long long chunks = chunk ? held / chunk : 0;
-    log_info(strformat("%s: VRAM held: %s (%llu chunk%s of %s) for a %s export",
-                       settings_.gpu_label.c_str(), format_byte_size(held).c_str(), chunks,
-                       chunks == 1 ? "" : "s", format_byte_size(chunk).c_str(),
+    const unsigned long long spares = chunk ? spare / chunk : 0;
+    const unsigned long long in_use = chunk ? held / chunk - spares : 0;
+    log_info(strformat("%s: VRAM held: %s (%llu chunk%s of %s%s) for a %s export",
+                       settings_.gpu_label.c_str(), format_byte_size(held).c_str(), in_use,
+                       in_use == 1 ? "" : "s", format_byte_size(chunk).c_str(),
+                       spares ? strformat(", and %llu spare", spares).c_str() : "",
                        format_byte_size(store_.size()).c_str()));
     logged_held_ = held;
     last_log_ = now;

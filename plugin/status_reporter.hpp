@@ -45,7 +45,7 @@ private:
   std::condition_variable_any wake_;
   bool have_written_ = false;
   bool have_logged_ = false;
-  uint64_t written_held_ = 0, logged_held_ = 0;
+  uint64_t written_held_ = 0, written_spare_ = 0, logged_held_ = 0;
   bool written_failed_ = false;
   std::chrono::steady_clock::time_point last_log_{};
   bool write_error_logged_ = false;

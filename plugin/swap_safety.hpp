@@ -36,4 +36,8 @@ std::string locked_memory();
 // swapon).  Returns the bytes touched.
 size_t prefault_stack(size_t bytes);
 
+// What each thread that serves I/O faults in: deeper than any call path of
+// ours or the driver's seen in the I/O path.
+constexpr size_t io_stack_prefault_bytes = 256 * 1024;
+
 } // namespace vram

@@ -198,8 +198,11 @@ int vram_after_fork()
                        format_byte_size(store.chunk_size()).c_str()));
     if (store.allocation() == Allocation::lazy)
       log_info("allocation=lazy: VRAM is held in chunks of " +
-               format_byte_size(store.lazy_chunk()) +
-               " while they hold data; none is held yet");
+               format_byte_size(store.lazy_chunk()) + " while they hold data" +
+               (store.spare_target()
+                  ? strformat(", plus %zu spare chunk%s created ahead of need (lazy-spare=)",
+                              store.spare_target(), store.spare_target() == 1 ? "" : "s")
+                  : std::string("; none is held yet")));
     if (store.allocation() == Allocation::lazy || !config.status_file.empty())
       state->reporter = std::make_unique<StatusReporter>(
         store, StatusReporter::Settings{state->layout.gpu_label, config.status_file});

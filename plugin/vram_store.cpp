@@ -12,9 +12,6 @@
 namespace vram {
 namespace {
 
-// Deeper than any call path of ours or the driver's seen in the I/O path.
-constexpr size_t stack_prefault_bytes = 256 * 1024;
-
 std::string failed_call(const CudaDriver &driver, const char *what, CUresult r)
 {
   return std::string(what) + " failed: " + driver.describe(r);
@@ -71,6 +68,9 @@ std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Confi
     LazyVram::Settings settings;
     settings.size = plan.first;
     settings.chunk = config.lazy_chunk;
+    if (config.lazy_spare)
+      settings.spares = *config.lazy_spare;
+    settings.context = ctx;
     if (config.reserve)
       settings.headroom = *config.reserve;
     else if (config.size.kind == SizeRequest::Kind::automatic)
@@ -176,7 +176,7 @@ CUresult VramStore::bind_context()
   // free (see prefault_stack).
   thread_local bool stack_ready = false;
   if (!stack_ready) {
-    prefault_stack(stack_prefault_bytes);
+    prefault_stack(io_stack_prefault_bytes);
     stack_ready = true;
   }
   bound = generation_;

@@ -54,8 +54,11 @@ public:
   // What the export holds on the GPU: allocation=eager, or lazy when the
   // GPU supports it (otherwise the store fell back to eager).
   Allocation allocation() const { return lazy_ ? Allocation::lazy : Allocation::eager; }
-  // VRAM held now: the whole size when eager, mapped chunks when lazy.
+  // VRAM held now: the whole size when eager; when lazy, the chunks mapped
+  // and the spares (chunks created ahead of need).
   uint64_t held() const { return lazy_ ? lazy_->held() : size_; }
+  uint64_t spare() const { return lazy_ ? lazy_->spare_bytes() : 0; }
+  size_t spare_target() const { return lazy_ ? lazy_->spare_target() : 0; }
   uint64_t lazy_chunk() const { return lazy_ ? lazy_->chunk_size() : 0; }
   size_t lanes() const { return pool_.size(); }
   uint64_t chunk_size() const { return chunk_size_; }

@@ -48,8 +48,13 @@ if [[ $what == lazy ]]; then
     2>&1 | tee "$out/gpu-tests.log"
   rc=${PIPESTATUS[0]}
   NBDKIT=$VRAM_NBDKIT bash bench/lazy_overhead.sh "$out/lazy" 2>&1 | tee "$out/lazy.log"
-  for alloc in eager lazy; do
-    "$VRAM_BUILD_DIR/bench/core-bench" --allocation "$alloc" --size 4G --threads 1,16 --duration 2
+  # Eager; lazy at 2M chunks without spares (cuMemCreate in the write)
+  # and with the default spares; lazy at 64M chunks.
+  for args in "--allocation eager" "--allocation lazy --lazy-chunk 2M --lazy-spare 0" \
+              "--allocation lazy --lazy-chunk 2M" "--allocation lazy --lazy-chunk 64M"; do
+    echo "{\"args\": \"$args\"}"
+    # shellcheck disable=SC2086
+    "$VRAM_BUILD_DIR/bench/core-bench" $args --size 4G --threads 1,16 --duration 2
   done 2>&1 | tee "$out/core-bench-lazy.jsonl"
 fi
 if [[ $what == lanes ]]; then

@@ -35,12 +35,14 @@ CASES = [
     (["64M", "colour=blue"], ["unknown parameter 'colour'",
                               "accepted parameters are size, reserve, step, min-size, device, "
                               "lanes, chunk-size, swap-safety, init-timeout, wait, allocation, "
-                              "lazy-chunk, status-file"]),
+                              "lazy-chunk, lazy-spare, status-file"]),
     (["64M", "lane=2"], ["unknown parameter 'lane'"]),
     (["64M", "allocation=sparse"], ["allocation=sparse:", "'eager'", "'lazy'"]),
     (["64M", "lazy-chunk=3M"], ["lazy-chunk=3M:", "multiple of 2M from 2M to 1G"]),
     (["64M", "lazy-chunk=2G"], ["lazy-chunk=2G:", "multiple of 2M from 2M to 1G"]),
     (["64M", "lazy-chunk=big"], ["lazy-chunk=big:", ACCEPTED_SIZE]),
+    (["64M", "lazy-spare=65"], ["lazy-spare=65:", "whole number from 0 to 64"]),
+    (["64M", "lazy-spare=some"], ["lazy-spare=some:", "whole number from 0 to 64"]),
     (["64M", "status-file=vram.status"], ["status-file=vram.status:", "absolute path"]),
     (["reserve=1G"], ["size= is required", "size=7G", "size=auto", "size=max"]),
     (["size=64M", "min-size=128M"], ["min-size= (128.0 MiB) is larger than size= (64.0 MiB)"]),

@@ -3,6 +3,9 @@ hold data.  A chunk is mapped on the first write into it and released when
 all of it has been trimmed or zeroed; what was never written reads as
 zeroes without touching the GPU; when another program has the VRAM, a write
 that needs a new chunk fails with ENOSPC and nothing stored is affected.
+A few spare chunks (lazy-spare=) are created ahead of need by a thread of
+the plugin's own, so that a write into a new chunk does not wait for the
+driver to create VRAM.
 
 The fake driver logs every physical allocation (create/release) and
 mapping in its map file, so "VRAM held" is checked from the driver's side
@@ -20,6 +23,18 @@ from .helpers import (MiB, KiB, assert_same, assert_zero, parse_map_file, physic
 CHUNK = 2 * MiB
 SIZE = 32 * MiB
 LAZY = ("allocation=lazy", f"lazy-chunk={CHUNK // MiB}M")
+DEFAULT_SPARE = 4  # lazy-spare= at 2 MiB chunks: 8 MiB worth
+
+
+def mapped_by_driver(events):
+    """Bytes of the export mapped now, from the driver's map/unmap lines."""
+    live = {}
+    for e in events:
+        if e["op"] == "map":
+            live[e["dptr"]] = e["size"]
+        elif e["op"] == "unmap":
+            live.pop(e["dptr"], None)
+    return sum(live.values())
 
 
 def read_status(path):
@@ -31,8 +46,12 @@ def read_status(path):
 class Lazy:
     """A lazy server with its status file, and the driver's view of it."""
 
-    def __init__(self, vram, tmp_path, *params, env=None, gpus="total=256M", name=None):
+    def __init__(self, vram, tmp_path, *params, spare=None, env=None, gpus="total=256M",
+                 name=None):
         self.status_file = tmp_path / f"{name or 'lazy'}.status"
+        self.spare = DEFAULT_SPARE if spare is None else spare
+        if spare is not None:
+            params = (f"lazy-spare={spare}",) + params
         self.server = vram(f"size={SIZE // MiB}M", *LAZY, f"status-file={self.status_file}",
                            *params, env=env, gpus=gpus, name=name)
 
@@ -42,12 +61,23 @@ class Lazy:
     def held_by_driver(self):
         return physical_held(parse_map_file(self.server.map_file))
 
-    def wait_held(self, expected):
-        """Both views agree on `expected` bytes held (the status file is
-        refreshed once a second)."""
-        assert self.held_by_driver() == expected
-        wait_until(lambda: (self.status() or {}).get("held") == str(expected), timeout=10,
-                   what=f"status file to say held={expected} (it says {self.status()})")
+    def mapped_by_driver(self):
+        return mapped_by_driver(parse_map_file(self.server.map_file))
+
+    def wait_held(self, mapped, spare=None):
+        """`mapped` bytes of the export hold VRAM (at once: a write maps
+        before it is acknowledged), and, once the spares' thread has caught
+        up, `spare` chunks more (default: all the spares); the driver and
+        the status file (refreshed once a second) agree."""
+        spare = self.spare if spare is None else spare
+        assert self.mapped_by_driver() == mapped
+        held = mapped + spare * CHUNK
+        wait_until(lambda: self.held_by_driver() == held, timeout=10,
+                   what=f"the driver to hold {held} bytes (it holds {self.held_by_driver()})")
+        want = {"held": str(held), "spare": str(spare * CHUNK)}
+        wait_until(lambda: {k: (self.status() or {}).get(k) for k in want} == want, timeout=10,
+                   what=f"status file to say {want} (it says {self.status()})")
+        assert self.mapped_by_driver() == mapped
 
 
 def test_nothing_is_held_until_written(vram, connect, tmp_path):
@@ -56,7 +86,8 @@ def test_nothing_is_held_until_written(vram, connect, tmp_path):
     assert st["allocation"] == "lazy" and st["size"] == str(SIZE) and st["state"] == "serving"
     assert st["lazy_chunk"] == str(CHUNK)
     lazy.wait_held(0)
-    assert "allocation=lazy: VRAM is held in chunks of 2.0 MiB" in lazy.server.log_text()
+    assert "allocation=lazy: VRAM is held in chunks of 2.0 MiB while they hold data, plus 4 " \
+           "spare chunks created ahead of need (lazy-spare=)" in lazy.server.log_text()
 
     h = connect(lazy.server)
     assert h.get_size() == SIZE
@@ -152,7 +183,7 @@ def test_enospc_when_another_program_has_the_vram(vram, connect, tmp_path):
         tmp.write_text(size)
         tmp.rename(free_file)
 
-    lazy = Lazy(vram, tmp_path, env={"FAKECUDA_FREE_FILE": str(free_file)})
+    lazy = Lazy(vram, tmp_path, spare=0, env={"FAKECUDA_FREE_FILE": str(free_file)})
     h = connect(lazy.server)
     h.pwrite(b"kept" * 1024, 0)
     lazy.wait_held(CHUNK)
@@ -179,6 +210,58 @@ def test_enospc_when_another_program_has_the_vram(vram, connect, tmp_path):
     lazy.wait_held(2 * CHUNK)
 
 
+def test_writes_map_spares_created_ahead(vram, connect, tmp_path):
+    """A write into a new chunk maps a spare the thread created before the
+    write came; the thread then makes another, and a trim hands the chunk
+    back as a spare rather than to the driver while the spares are short."""
+    lazy = Lazy(vram, tmp_path, spare=2)
+    h = connect(lazy.server)
+    for i, offset in enumerate((6 * MiB, 20 * MiB)):
+        lazy.wait_held(i * CHUNK)
+        events = parse_map_file(lazy.server.map_file)
+        created_before = {e["handle"] for e in events if e["op"] == "create"}
+        h.pwrite(b"s" * 4096, offset)
+        events = parse_map_file(lazy.server.map_file)
+        maps = [e for e in events if e["op"] == "map"]
+        assert len(maps) == i + 1 and maps[-1]["handle"] in created_before
+    lazy.wait_held(2 * CHUNK)  # and two new spares
+    assert len([e for e in parse_map_file(lazy.server.map_file) if e["op"] == "create"]) == 4
+
+    # Trimmed chunks come back as spares; beyond the target they go back
+    # to the driver, released by the thread, and nothing is created anew.
+    h.trim(4096, 6 * MiB)
+    h.trim(4096, 20 * MiB)
+    lazy.wait_held(0)
+    events = parse_map_file(lazy.server.map_file)
+    assert len([e for e in events if e["op"] == "create"]) == 4
+    assert len([e for e in events if e["op"] == "release"]) == 2
+    assert h.pread(4096, 6 * MiB) == bytes(4096)
+
+
+def test_spares_carry_writes_through_a_shortage(vram, connect, tmp_path):
+    """With no VRAM left to create, the spares still take writes into new
+    chunks; then ENOSPC; and when VRAM is free again the thread makes new
+    spares on its own."""
+    free_file = tmp_path / "free"
+    lazy = Lazy(vram, tmp_path, spare=2, env={"FAKECUDA_FREE_FILE": str(free_file)})
+    h = connect(lazy.server)
+    h.pwrite(b"0" * 4096, 0)
+    lazy.wait_held(CHUNK)  # 1 in use, 2 spare
+    free_file.write_text("6M")  # exactly what we hold: none free
+    h.pwrite(b"1" * 4096, 10 * MiB)
+    h.pwrite(b"2" * 4096, 20 * MiB)
+    with pytest.raises(nbd.Error) as failure:
+        h.pwrite(b"3" * 4096, 30 * MiB)
+    assert failure.value.errnum == errno.ENOSPC
+    lazy.wait_held(3 * CHUNK, spare=0)
+    assert [h.pread(1, o) for o in (0, 10 * MiB, 20 * MiB, 30 * MiB)] == \
+        [b"0", b"1", b"2", b"\0"]
+    free_file.write_text("256M")
+    lazy.wait_held(3 * CHUNK)  # the thread retries on its own (once a second)
+    h.pwrite(b"3" * 4096, 30 * MiB)
+    assert h.pread(1, 30 * MiB) == b"3"
+
+
 def test_reserve_keeps_vram_free_for_other_programs(vram, connect, tmp_path):
     """total 64M, reserve=40M: a chunk is mapped only if 40 MiB stay free
     after it, i.e. 12 chunks of 2 MiB (24 MiB), of the export's 16."""
@@ -193,7 +276,7 @@ def test_reserve_keeps_vram_free_for_other_programs(vram, connect, tmp_path):
             assert e.errnum == errno.ENOSPC
             results.append(False)
     assert results == [True] * 12 + [False] * (SIZE // CHUNK - 12)
-    lazy.wait_held(12 * CHUNK)
+    lazy.wait_held(12 * CHUNK, spare=0)  # the spares went into the export
     assert "(40.0 MiB of VRAM free, and reserve= keeps 40.0 MiB of it for other programs" \
         in lazy.server.log_text()
 
@@ -228,11 +311,11 @@ def test_exit_zeroes_and_releases_every_chunk(vram, connect, tmp_path):
                     "chunk after exit")
     assert not lazy.status_file.exists()
     log = lazy.server.log_text()
-    assert "VRAM held: 6.0 MiB (3 chunks of 2.0 MiB) for a 32.0 MiB export" in log
+    assert "VRAM held: 14.0 MiB (3 chunks of 2.0 MiB, and 4 spare) for a 32.0 MiB export" in log
 
 
 def test_held_vram_is_logged_when_it_changes(vram, connect, tmp_path):
-    lazy = Lazy(vram, tmp_path)
+    lazy = Lazy(vram, tmp_path, spare=0)
     h = connect(lazy.server)
     h.pwrite(b"1" * 4096, 0)
     # The first change is logged at once.
@@ -268,7 +351,7 @@ def test_eager_status_file(vram, connect, tmp_path):
     status_file = tmp_path / "eager.status"
     server = vram("size=64M", f"status-file={status_file}")
     st = read_status(status_file)
-    assert st["allocation"] == "eager" and st["held"] == str(64 * MiB)
+    assert st["allocation"] == "eager" and st["held"] == str(64 * MiB) and st["spare"] == "0"
     assert st["size"] == str(64 * MiB) and st["lazy_chunk"] == "0"
     assert int(st["pid"]) > 0 and st["gpu"].startswith("GPU 0 (Fake GPU 0")
     connect(server).pwrite(b"x", 0)

@@ -40,15 +40,18 @@ TEST(Config, Defaults)
   EXPECT_EQ(c.swap_safety, SwapSafety::attempt);
   EXPECT_EQ(c.allocation, Allocation::eager);
   EXPECT_EQ(c.lazy_chunk, 2 * MiB); // about the kernel's 1 MiB swap cluster
+  EXPECT_FALSE(c.lazy_spare);       // the default follows the chunk size
   EXPECT_TRUE(c.status_file.empty());
 }
 
 TEST(Config, LazyParameters)
 {
   const Config c = make_config({{"size", "7G"}, {"allocation", "lazy"}, {"lazy-chunk", "64M"},
-                                {"status-file", "/run/x.status"}});
+                                {"status-file", "/run/x.status"}, {"lazy-spare", "0"}});
   EXPECT_EQ(c.allocation, Allocation::lazy);
   EXPECT_EQ(c.lazy_chunk, 64 * MiB);
+  EXPECT_EQ(c.lazy_spare, 0u);
+  EXPECT_EQ(make_config({{"size", "7G"}, {"lazy-spare", "64"}}).lazy_spare, 64u);
   EXPECT_EQ(c.status_file, "/run/x.status");
 }
 

@@ -16,10 +16,14 @@
 #     give VRAM back.
 # Each round ends with swapoff (which discards nothing: held must not
 # change) and blkdiscard of the whole device (every chunk released).
-# VRAM held is read from the plugin's status-file= (held=, rewritten
-# within a second of a change) and, independently, from the test driver's
-# map file (bytes created minus bytes released): the two must agree
-# whenever they settle.  tests/vm/test_lazy_swap.py explains the bounds.
+# VRAM held ("held" below) means the chunks mapped into the export: the
+# plugin also keeps a few spare chunks created ahead of need (lazy-spare=,
+# a constant 8 MiB at 2 MiB chunks), counted apart.  It is read from the
+# plugin's status-file= (held= minus spare=, rewritten within a second of a
+# change) and, independently, from the test driver's map file (chunks
+# mapped minus unmapped); the totals with the spares (held=; bytes created
+# minus released) must agree too, whenever they settle.
+# tests/vm/test_lazy_swap.py explains the bounds.
 #
 # VMTEST_SWAP_SIZE            export size (768M)
 # VMTEST_LAZY_CHUNK           lazy-chunk= (2M)
@@ -45,22 +49,29 @@ exec 9<>$RUNDIR/nap.fifo
 nap() { read -rt "$1" -u 9; }
 usec() { local t=${EPOCHREALTIME/./}; echo $((10#$t)); }
 
-# VRAM held according to the plugin: held= in the status file (-1 if none).
+# VRAM held according to the plugin, from the status file (-1 if none):
+# in the export (STATUS_HELD), spare (STATUS_SPARE), both (STATUS_TOTAL).
 read_status_held() {
   local k v
-  STATUS_HELD=-1
+  STATUS_HELD=-1 STATUS_SPARE=-1 STATUS_TOTAL=-1
   [[ -r $STATUS ]] || return 0
-  while IFS='=' read -r k v; do [[ $k == held ]] && STATUS_HELD=$v; done <$STATUS
+  while IFS='=' read -r k v; do
+    case $k in held) STATUS_TOTAL=$v ;; spare) STATUS_SPARE=$v ;; esac
+  done <$STATUS
+  if ((STATUS_TOTAL >= 0 && STATUS_SPARE >= 0)); then
+    STATUS_HELD=$((STATUS_TOTAL - STATUS_SPARE))
+  fi
 }
-# ... and according to the driver, from its map file: each create's size,
-# minus the size of each handle released (MAP_HELD, bytes).  Also the
-# chunk indices mapped now (MAP_CHUNKS), the number of creates and
-# releases so far (MAP_CREATES, MAP_RELEASES).  The reservation is the
-# test driver's first, at 0x600000000000.
+# ... and according to the driver, from its map file: the chunks mapped
+# into the export now (MAP_HELD, bytes; MAP_CHUNKS, their indices), and
+# each create's size minus the size of each handle released (MAP_TOTAL,
+# bytes, spares included).  Also the number of creates and releases so far
+# (MAP_CREATES, MAP_RELEASES).  The reservation is the test driver's
+# first, at 0x600000000000.
 read_map_held() {
   local kind rest f h s
   local -A csize=() mapped=()
-  MAP_HELD=0 MAP_CREATES=0 MAP_RELEASES=0
+  MAP_HELD=0 MAP_TOTAL=0 MAP_CREATES=0 MAP_RELEASES=0
   while read -r kind rest; do
     case $kind in
       create)
@@ -68,15 +79,16 @@ read_map_held() {
         for f in $rest; do
           case $f in handle=*) h=${f#handle=} ;; size=*) s=${f#size=} ;; esac
         done
-        csize[$h]=$s; ((MAP_HELD += s, ++MAP_CREATES)) ;;
+        csize[$h]=$s; ((MAP_TOTAL += s, ++MAP_CREATES)) ;;
       release)
         f=${rest%% *}; h=${f#handle=}
-        ((MAP_HELD -= ${csize[$h]:-0}, ++MAP_RELEASES)) ;;
+        ((MAP_TOTAL -= ${csize[$h]:-0}, ++MAP_RELEASES)) ;;
       map | unmap)
         f=${rest%% *}; h=$(((${f#dptr=} - 0x600000000000) / chunk))
         if [[ $kind == map ]]; then mapped[$h]=1; else unset "mapped[$h]"; fi ;;
     esac
   done <$MAP_FILE
+  MAP_HELD=$((${#mapped[@]} * chunk))
   # As ranges: "0-14 32-46 64".
   local start=-1
   MAP_CHUNKS=
@@ -112,23 +124,26 @@ swapped_out_by_process() {
 }
 
 # settle [MAX_SECONDS]: waits until the status file and the map file agree
-# and neither has changed for 2 s (the plugin rewrites the status file
-# within a second of a change); sets HELD (bytes).  Returns 1 if that does
-# not happen within MAX_SECONDS.
+# (held, and the totals with spares) and neither has changed for 2 s (the
+# plugin rewrites the status file within a second of a change); sets HELD
+# and SPARE (bytes).  Returns 1 if that does not happen within MAX_SECONDS.
 settle() {
-  local max=${1:-20} t0 last=x same=0
+  local max=${1:-20} t0 last=x same=0 now
   t0=$(usec)
   while :; do
     read_status_held; read_map_held
-    if [[ $STATUS_HELD == "$MAP_HELD" && $STATUS_HELD == "$last" ]]; then
-      ((++same >= 4)) && { HELD=$STATUS_HELD; return 0; }
+    now="$STATUS_HELD $STATUS_TOTAL"
+    if [[ $STATUS_HELD == "$MAP_HELD" && $STATUS_TOTAL == "$MAP_TOTAL" && $now == "$last" ]]
+    then
+      ((++same >= 4)) && { HELD=$STATUS_HELD SPARE=$STATUS_SPARE; return 0; }
     else
       same=0
     fi
-    last=$STATUS_HELD
+    last=$now
     if (($(usec) - t0 > max * 1000000)); then
-      HELD=$STATUS_HELD
-      log "held did not settle in ${max}s: status file $STATUS_HELD, map file $MAP_HELD"
+      HELD=$STATUS_HELD SPARE=$STATUS_SPARE
+      log "held did not settle in ${max}s: status file $STATUS_HELD ($STATUS_TOTAL with" \
+          "spares), map file $MAP_HELD ($MAP_TOTAL)"
       return 1
     fi
     nap 0.5
@@ -175,6 +190,9 @@ settle 10
 check $? "status file and map file agree after the warm-up"
 ((HELD == 0))
 check $? "reads map no VRAM: $HELD bytes held after the warm-up"
+((SPARE > 0 && SPARE <= 8 * 1024 * 1024))
+check $? "spare chunks are ready before swap starts ($SPARE bytes)"
+figure spare_bytes "$SPARE"
 
 # Linux (6.1) does not fill a solid-state swap device from the start: its
 # free-cluster list takes one 1 MiB cluster from each 64 MiB "swap address
@@ -348,8 +366,8 @@ check $? "nbd-client -d"
 stop_nbdkit
 check $? "nbdkit exits cleanly"
 read_map_held
-((MAP_HELD == 0))
-check $? "every chunk mapped was released by the end ($MAP_HELD bytes left; $MAP_CREATES created, $MAP_RELEASES released)"
+((MAP_TOTAL == 0))
+check $? "every chunk created was released by the end ($MAP_TOTAL bytes left; $MAP_CREATES created, $MAP_RELEASES released)"
 figure chunks_created "$MAP_CREATES"
 [[ ! -e $STATUS ]]
 check $? "the status file is removed at exit"
