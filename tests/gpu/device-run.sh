@@ -3,12 +3,13 @@
 # make-carry.sh: the GPU test suite, then the memory-vs-vram comparison.
 # Logs go to $OUT (the device tool's output folder) or ./device-out.
 #
-#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|lazy|all]
+#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|lazy|lazy-ab|all]
 #
 # bench: bench/compare.sh (vram vs memory plugin) and bench/core-bench;
 # lanes: the quick comparison at lanes=16, 32 and 64;
 # integrity: bench/integrity_overhead.sh (the integrity filter's cost);
-# lazy: the allocation=lazy GPU tests and bench/lazy_overhead.sh.
+# lazy: the allocation=lazy GPU tests and bench/lazy_overhead.sh;
+# lazy-ab: lazy's steady-state cost by chunk size and spares.
 set -uo pipefail
 what=${1:-all}
 top=$PWD
@@ -56,6 +57,21 @@ if [[ $what == lazy ]]; then
     # shellcheck disable=SC2086
     "$VRAM_BUILD_DIR/bench/core-bench" $args --size 4G --threads 1,16 --duration 2
   done 2>&1 | tee "$out/core-bench-lazy.jsonl"
+fi
+if [[ $what == lazy-ab ]]; then
+  # allocation=lazy's steady-state cost by chunk size and spares, each
+  # variant against eager in its own alternating A/B run, and the core
+  # alone (no nbdkit) over the same 1 GiB span.
+  for v in "lazy-chunk=2M lazy-spare=0" "lazy-chunk=64M lazy-spare=0" "lazy-chunk=2M"; do
+    echo "--- allocation=lazy $v"
+    NBDKIT=$VRAM_NBDKIT LAZY_ARGS="$v" bash bench/lazy_overhead.sh "$out/ab-${v// /_}" | tail -2
+  done 2>&1 | tee "$out/lazy-ab.log"
+  for args in "--allocation eager" "--allocation lazy --lazy-chunk 2M --lazy-spare 0" \
+              "--allocation lazy --lazy-chunk 64M --lazy-spare 0"; do
+    echo "{\"args\": \"$args\"}"
+    # shellcheck disable=SC2086
+    "$VRAM_BUILD_DIR/bench/core-bench" $args --size 1G --threads 1,16 --duration 4 | grep -v lazy-
+  done 2>&1 | tee "$out/core-bench-lazy-ab.jsonl"
 fi
 if [[ $what == lanes ]]; then
   for lanes in 16 32 64; do
