@@ -166,6 +166,8 @@ int vram_after_fork()
     ProtectionResult mlock{false, "swap-safety=off"};
     if (config.swap_safety != SwapSafety::off) {
       mlock = lock_all_memory();
+      if (!mlock.warning.empty())
+        log_warning(mlock.warning);
       if (!mlock.active && config.swap_safety == SwapSafety::require) {
         nbdkit_error("swap-safety=require: %s", mlock.detail.c_str());
         return -1;

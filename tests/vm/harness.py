@@ -26,8 +26,8 @@ did not expect.  Standard library only (run with /usr/bin/python3).
 
 runs one guest script by hand, echoing the console.  NAME=VALUE pairs
 become the script's VMTEST_NAME, except TIMEOUT (seconds, default 600),
-SMP (vCPUs, 2), HUNG_TASK_TIMEOUT (10) and EXPECT_IO_ERRORS=1, which are
-the harness's.
+SMP (vCPUs, 2), RAM (the guest's, 512M), HUNG_TASK_TIMEOUT (10) and
+EXPECT_IO_ERRORS=1, which are the harness's.
 """
 import json
 import lzma
@@ -523,10 +523,11 @@ def main(argv):
     expect_io_errors = params.pop("EXPECT_IO_ERRORS", "0") == "1"
     smp = int(params.pop("SMP", 2))
     hung = int(params.pop("HUNG_TASK_TIMEOUT", 10))
+    ram = params.pop("RAM", "512M")
     vm = Vm()
     r = vm.run(Path(script).stem, script, params=params, timeout=timeout, echo=True,
                expect_io_errors=expect_io_errors, smp=smp, hung_task_timeout=hung,
-               hostcheck=check_vram_ranges)
+               ram=ram, hostcheck=check_vram_ranges)
     print(r.summary())
     print(json.dumps(r.result, indent=1))
     return 0 if r.verdict == "pass" else 1
