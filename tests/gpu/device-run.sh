@@ -34,6 +34,20 @@ rc=0
 if [[ $what == tests || $what == all ]]; then
   PYTHONUNBUFFERED=1 python3 -m pytest -v -rs -p no:cacheprovider tests/gpu 2>&1 | tee "$out/gpu-tests.log"
   rc=${PIPESTATUS[0]}
+  # What the swap protections cost in RAM with the real driver: the
+  # startup log and the memory locked, eager and lazy.
+  for alloc in eager lazy; do
+    sock=$(mktemp -u /tmp/vram-locked.XXXXXX.sock)
+    "$VRAM_NBDKIT" -f -U "$sock" "$VRAM_BUILD_DIR/plugin/nbdkit-vram-plugin.so" size=4G \
+      allocation=$alloc >"$out/locked-$alloc.log" 2>&1 &
+    server=$!
+    for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.1; done
+    sleep 2
+    { echo "--- allocation=$alloc"; grep -E "VmLck|VmRSS" "/proc/$server/status"
+      grep -E "^(Rss|Locked)" "/proc/$server/smaps_rollup"; } >>"$out/locked-$alloc.log"
+    kill "$server"; wait "$server" 2>/dev/null
+    cat "$out/locked-$alloc.log"
+  done
 fi
 if [[ $what == bench || $what == all ]]; then
   export NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so
