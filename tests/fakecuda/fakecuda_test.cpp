@@ -18,6 +18,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -840,6 +841,16 @@ TEST_F(FakeCuda, PinnedHostMemory) {
   ASSERT_NE(nullptr, p);
   EXPECT_EQ(0u, reinterpret_cast<std::uintptr_t>(p) % static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE)));
   std::memset(p, 0x5a, 100);
+  // Resident from the start, like real pinned memory: code under test never
+  // takes a page fault on a staging buffer.
+  void* big = nullptr;
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemHostAlloc(&big, 2 * MiB + 100, 0));
+  std::vector<unsigned char> resident((2 * MiB + 100 + page - 1) / page);
+  ASSERT_EQ(0, ::mincore(big, resident.size() * page, resident.data()));
+  for (std::size_t i = 0; i < resident.size(); ++i)
+    EXPECT_TRUE(resident[i] & 1) << "page " << i << " of a pinned buffer is not resident";
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemFreeHost(big));
   EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemHostAlloc(&p, 0, 0));
   EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemHostAlloc(&p, 100, 0x100));
   EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemHostAlloc(nullptr, 100, 0));

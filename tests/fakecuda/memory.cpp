@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <sys/mman.h>
 #include <unistd.h>
 
 namespace fakecuda {
@@ -120,8 +121,15 @@ CUresult Driver::host_alloc(void** pp, std::size_t bytes, unsigned flags) {
   if (CUresult r = current_device(dev); r != CUDA_SUCCESS) return r;
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   if (bytes > SIZE_MAX - page) return CUDA_ERROR_OUT_OF_MEMORY;
-  void* p = std::aligned_alloc(page, (bytes + page - 1) / page * page);
+  const std::size_t rounded = (bytes + page - 1) / page * page;
+  void* p = std::aligned_alloc(page, rounded);
   if (p == nullptr) return CUDA_ERROR_OUT_OF_MEMORY;
+  // Pinned, like the real driver's: every page resident from the start and
+  // locked where the process may lock memory.  Code under test must never
+  // take a page fault on its staging buffers (at zero free RAM that is a
+  // wait in reclaim), and with the real driver it cannot.
+  std::memset(p, 0, rounded);
+  (void)::mlock(p, rounded);
   try {
     std::lock_guard lk(reg_mu_);
     host_blocks_.emplace(p, HostBlock{bytes, dev});
