@@ -56,18 +56,17 @@ The bounds, and why:
 - Without discards, held after the hog exits stays >= 90% of the peak
   (measured: all of it).
 
-Known problem (not fixed here): now and then the guest hangs as swap-out
-starts (3 of about 30 boots with 16 MiB chunks, none in 10 with 2 MiB;
-none in 14 boots of the same load with allocation=eager).  With
-VRAM_VM_SYSRQ=wt the task dump shows an nbdkit I/O thread mapping a new
-chunk (inside the test driver's cuMemCreate, in snprintf for its map-file
-line) in direct reclaim from a page fault on a fresh stack page, while
-other writers wait on the chunk's lock and the rest on the lane pool: the
-first mapping in a thread runs code it never ran before, at zero free RAM,
-holding the chunk's exclusive lock and a lane (the read warm-up does not
-reach that path: reads of unmapped chunks never touch the GPU).  The
-verdict is then "hang".  Reproduce: VRAM_VM_SYSRQ=wt VRAM_VM_GRACE=25
-tests/vm/harness.py lazy_swap.sh LAZY_CHUNK=16M CONTROL=0, a few times.
+Stalls as swap-out starts (docs/vm-tests.md, finding 7): in 3 of about
+30 early boots with 16 MiB chunks the guest hung; task dumps
+(VRAM_VM_SYSRQ=wt) showed nbdkit I/O threads in direct reclaim from page
+faults, first on a fresh stack page (each I/O thread now faults in its
+stack on its first request), later on the test driver's staging buffers,
+which were not resident as real pinned memory is (the test driver now
+makes them so: in lazy mode the warm-up reads never reach the GPU, so
+nothing else touched them).  Since both fixes: no hang in 8 boots with
+16 MiB chunks.  Reproduce: VRAM_VM_SYSRQ=wt VRAM_VM_GRACE=25
+tests/vm/harness.py lazy_swap.sh LAZY_CHUNK=16M CONTROL=0 (it fails its
+25% bound with 16 MiB chunks anyway; look for "hang").
 """
 import pytest
 
