@@ -2,13 +2,13 @@
 // write into a chunk that holds no VRAM yet maps one of them instead of
 // asking the driver for VRAM while it holds the chunk's lock.
 //
-// Creating physical VRAM (cuMemCreate) is the slowest and least
-// predictable step of mapping a chunk, and the one where the driver does
-// the most work of its own, host allocations included.  A thread of ours
-// does it off the I/O path, keeps `target` spares ready, and gives back
-// (releases) what trims return beyond that.  When the spares run out, the
-// I/O path creates its own as before, so spares change when VRAM is
-// created, never whether a write can succeed.
+// Creating physical VRAM (cuMemCreate) is where the driver allocates, VRAM
+// and its own bookkeeping: work the I/O path, which holds a chunk's lock
+// while it maps, is better without at zero free RAM.  (It is not faster
+// with spares: on an H200 cuMemCreate is cheap, see docs/benchmarks.md.)
+// A thread of ours creates them off the I/O path, keeps `target` spares
+// ready, and gives back (releases) what trims return beyond that.  When
+// the spares run out, the I/O path creates its own as before.
 //
 // The driver calls are the caller's hooks, so this is unit-tested without
 // a GPU.  take() and give() never allocate and never call a hook.

@@ -63,23 +63,15 @@ ProtectionResult lock_all_memory()
   }
   std::ifstream in("/proc/self/maps");
   const std::string maps((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  uintptr_t left = 0;
   std::string failed;
   for (const Mapping &m : parse_maps(maps)) {
-    if (!fault_in_now(m)) {
-      if (m.readable && m.anonymous)
-        left += m.end - m.start;
-      continue;
-    }
     // mlock() without MLOCK_ONFAULT faults the range in.
-    if (::mlock(reinterpret_cast<void *>(m.start), m.end - m.start) != 0 && failed.empty())
+    if (fault_in_now(m) && ::mlock(reinterpret_cast<void *>(m.start), m.end - m.start) != 0 &&
+        failed.empty())
       failed = (m.path.empty() ? std::string("anonymous memory") : m.path) + ": " +
                errno_text(errno);
   }
-  ProtectionResult result{true, "mlockall done", {}};
-  if (left >= large_anonymous_mapping)
-    result.detail += strformat("; %llu MiB of large zero-filled mappings lock as they are "
-                               "touched", static_cast<unsigned long long>(left >> 20));
+  ProtectionResult result{true, "mlockall done"};
   if (!failed.empty())
     result.warning = "mlockall: could not fault in " + failed +
                      "; its pages are locked as they are touched instead";
