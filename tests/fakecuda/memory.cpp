@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
-#include <sys/mman.h>
 #include <unistd.h>
 
 namespace fakecuda {
@@ -124,12 +123,13 @@ CUresult Driver::host_alloc(void** pp, std::size_t bytes, unsigned flags) {
   const std::size_t rounded = (bytes + page - 1) / page * page;
   void* p = std::aligned_alloc(page, rounded);
   if (p == nullptr) return CUDA_ERROR_OUT_OF_MEMORY;
-  // Pinned, like the real driver's: every page resident from the start and
-  // locked where the process may lock memory.  Code under test must never
-  // take a page fault on its staging buffers (at zero free RAM that is a
-  // wait in reclaim), and with the real driver it cannot.
+  // Pinned, like the real driver's: every page resident from the start.
+  // Code under test must never take a page fault on its staging buffers
+  // (at zero free RAM that is a wait in reclaim), and with the real driver
+  // it cannot.  (Not mlock()ed: real pinned memory does not count as the
+  // process's locked memory either; under the plugin's mlockall these
+  // pages are locked as they are touched here.)
   std::memset(p, 0, rounded);
-  (void)::mlock(p, rounded);
   try {
     std::lock_guard lk(reg_mu_);
     host_blocks_.emplace(p, HostBlock{bytes, dev});

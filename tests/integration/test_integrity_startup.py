@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from support.nbdkit import NBDKIT, preload_env
+from support.nbdkit import NBDKIT, greets, preload_env
 
 from .helpers import SANITIZED, bug_lines
 from .test_integrity import FILTER, integrity
@@ -70,7 +70,10 @@ def run_memory_server(tmp_path, *params, wrapper=(), timeout=30):
         if proc.poll() is not None:
             rc = proc.returncode
             break
-        if pidfile.exists() and pidfile.read_text().strip():
+        # nbdkit writes its pidfile before the filter's after_fork, which
+        # can still fail: started means it answers.
+        if pidfile.exists() and pidfile.read_text().strip() and \
+                greets(sock, min(deadline, time.monotonic() + 1)):
             break
         time.sleep(0.02)
     if rc is None:
