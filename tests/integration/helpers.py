@@ -149,15 +149,26 @@ def parse_map_file(path):
     return events
 
 
-def physical_held(events):
-    """Bytes of physical VRAM created and not yet released (VMM)."""
+def _live_bytes(events, add, remove, key):
+    """Sum of the sizes of `add` events not yet undone by a `remove` event
+    with the same `key`."""
     live = {}
     for e in events:
-        if e["op"] == "create":
-            live[e["handle"]] = e["size"]
-        elif e["op"] == "release":
-            live.pop(e["handle"], None)
+        if e["op"] == add:
+            live[e[key]] = e["size"]
+        elif e["op"] == remove:
+            live.pop(e[key], None)
     return sum(live.values())
+
+
+def physical_held(events):
+    """Bytes of physical VRAM created and not yet released (VMM)."""
+    return _live_bytes(events, "create", "release", "handle")
+
+
+def mapped_held(events):
+    """Bytes of VMM address space mapped now (map/unmap lines)."""
+    return _live_bytes(events, "map", "unmap", "dptr")
 
 
 class VramServer(Server):

@@ -17,24 +17,13 @@ import time
 import nbd
 import pytest
 
-from .helpers import (MiB, KiB, assert_same, assert_zero, parse_map_file, physical_held,
-                      read_export, read_file_at, wait_until)
+from .helpers import (MiB, KiB, assert_same, assert_zero, mapped_held, parse_map_file,
+                      physical_held, read_export, read_file_at, wait_until)
 
 CHUNK = 2 * MiB
 SIZE = 32 * MiB
 LAZY = ("allocation=lazy", f"lazy-chunk={CHUNK // MiB}M")
 DEFAULT_SPARE = 4  # lazy-spare= at 2 MiB chunks: 8 MiB worth
-
-
-def mapped_by_driver(events):
-    """Bytes of the export mapped now, from the driver's map/unmap lines."""
-    live = {}
-    for e in events:
-        if e["op"] == "map":
-            live[e["dptr"]] = e["size"]
-        elif e["op"] == "unmap":
-            live.pop(e["dptr"], None)
-    return sum(live.values())
 
 
 def read_status(path):
@@ -62,7 +51,7 @@ class Lazy:
         return physical_held(parse_map_file(self.server.map_file))
 
     def mapped_by_driver(self):
-        return mapped_by_driver(parse_map_file(self.server.map_file))
+        return mapped_held(parse_map_file(self.server.map_file))
 
     def wait_held(self, mapped, spare=None):
         """`mapped` bytes of the export hold VRAM (at once: a write maps
