@@ -84,6 +84,8 @@ def _with_swap_safety(params, swap_safety):
 def vram(tmp_path, request):
     """Factory: vram("size=64M", env={...}, filters=[...]) -> VramServer.
 
+    options=[...] go to nbdkit itself, before the plugin ("-t", "1").
+
     swap_safety="off" is added unless the test says otherwise (mlockall
     would lock the fake driver's whole memory mapping).  Pass ready=False
     to get the process without waiting for it to serve.
@@ -91,12 +93,12 @@ def vram(tmp_path, request):
     servers = []
 
     def start(*params, env=None, filters=(), gpus=SMALL_GPU, swap_safety="off",
-              name=None, memory_file=None, ready=True):
+              name=None, memory_file=None, ready=True, options=()):
         name = name or f"nbdkit{len(servers)}"
         full_env = fake_env(tmp_path, name, gpus, env, memory_file)
         server = VramServer(tmp_path, _with_swap_safety(params, swap_safety), full_env,
                             filters, name, full_env["FAKECUDA_MEMORY_FILE"],
-                            full_env["FAKECUDA_MAP_FILE"])
+                            full_env["FAKECUDA_MAP_FILE"], options)
         servers.append(server)
         if ready:
             server.wait_ready()

@@ -174,10 +174,10 @@ def mapped_held(events):
 class VramServer(Server):
     """nbdkit + the plugin + the fake driver, with handles on the fake VRAM."""
 
-    def __init__(self, tmp_path, args, env, filters, name, memory_file, map_file):
+    def __init__(self, tmp_path, args, env, filters, name, memory_file, map_file, options=()):
         self.memory_file = Path(memory_file)
         self.map_file = Path(map_file)
-        super().__init__(tmp_path, args, env=env, filters=filters, name=name)
+        super().__init__(tmp_path, args, env=env, filters=filters, name=name, options=options)
 
     def log_text(self):
         """Everything nbdkit printed so far (also after stop())."""

@@ -61,13 +61,35 @@ def background_traffic(server, data, stop, errors):
     except nbd.Error as e:
         errors.append(str(e))
     finally:
-        h.shutdown()
+        try:
+            h.shutdown()
+        except nbd.Error:
+            pass  # the connection is gone: errors says why
 
 
-def test_clients_killed_mid_request_leave_others_served(vram, connect):
+# nbdkit's own options for the killed clients' server.  With its default
+# 16 threads per connection, nbdkit 1.32 itself sometimes aborts when a
+# client dies with several requests in flight: one worker thread sees the
+# connection fail and closes its socket while another is about to send a
+# reply on it (NBDKIT_132_SEND_RACE, about one run in ten).  That is
+# nbdkit's bug, not the plugin's, and it takes every client with it; the
+# run that hits it is an expected failure.  With one thread per connection
+# (-t 1) nbdkit cannot race with itself, so that run must always pass.
+@pytest.mark.parametrize("threads", [[], ["-t", "1"]], ids=["default-threads", "one-thread"])
+def test_clients_killed_mid_request_leave_others_served(vram, connect, threads):
     # Slow copies in small chunks: the killed client's requests are
     # certainly still running when it dies.
-    server = vram("size=64M", "chunk-size=16K", env={"FAKECUDA_LATENCY_US": "200"})
+    server = vram("size=64M", "chunk-size=16K", env={"FAKECUDA_LATENCY_US": "200"},
+                  options=threads)
+    try:
+        check_clients_killed_mid_request(server, connect)
+    except BaseException:
+        if not threads and NBDKIT_132_SEND_RACE in server.log_text():
+            pytest.xfail("nbdkit 1.32 aborted: " + NBDKIT_132_SEND_RACE)
+        raise
+
+
+def check_clients_killed_mid_request(server, connect):
     data = bytearray(16 * MiB)
     stop, errors = threading.Event(), []
     other = threading.Thread(target=background_traffic, args=(server, data, stop, errors))
@@ -78,12 +100,6 @@ def test_clients_killed_mid_request_leave_others_served(vram, connect):
     finally:
         stop.set()
         other.join()
-    if NBDKIT_132_SEND_RACE in server.log_text():
-        # nbdkit 1.32 itself aborts when a worker thread replies on a
-        # connection another of its threads has just closed: not the
-        # plugin's doing, and it takes every client with it.  Seen about
-        # once in ten runs of this test.
-        pytest.xfail("nbdkit 1.32 aborted: " + NBDKIT_132_SEND_RACE)
     assert not errors, errors
     assert server.alive()
     # nbdkit did notice the clients go.  How each one went depends on how

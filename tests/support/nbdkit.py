@@ -67,13 +67,14 @@ def greets(socket_path, deadline):
 class Server:
     """One nbdkit process serving one export on a unix socket."""
 
-    def __init__(self, tmp_path, args, env=None, filters=(), plugin=None, name="nbdkit"):
+    def __init__(self, tmp_path, args, env=None, filters=(), plugin=None, name="nbdkit",
+                 options=()):
         self.dir = Path(tmp_path)
         self.socket = self.dir / f"{name}.sock"
         self.pidfile = self.dir / f"{name}.pid"
         self.logfile = self.dir / f"{name}.log"
         self.uri = f"nbd+unix:///?socket={self.socket}"
-        cmd = [NBDKIT, "-f", "-U", str(self.socket), "-P", str(self.pidfile)]
+        cmd = [NBDKIT, "-f", "-U", str(self.socket), "-P", str(self.pidfile), *options]
         for f in filters:
             cmd.append(filter_arg(f))
         cmd.append(str(plugin or PLUGIN))
