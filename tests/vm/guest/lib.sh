@@ -171,9 +171,39 @@ stop_nbdkit() {
 }
 
 # attach CONNECTIONS [nbd-client options]
+# With several connections, attaches again (up to three times) while the
+# kernel reads a connection through the nbd0-recv workqueue's rescuer
+# thread: under TCG the kernel is often too slow to start a worker for
+# each connection's receive work, the rescuer then runs them one after
+# another, and the connections behind the first are never read (their
+# first request waits 30 s; docs/vm-tests.md, finding 9).  systemd/vram-swap
+# does the same.
 attach() {
-  local conns=$1; shift
-  nbd-client -unix $SOCK $NBD -C "$conns" -b 4096 "$@"
+  local conns=$1 try i; shift
+  for try in 1 2 3; do
+    nbd-client -unix $SOCK $NBD -C "$conns" -b 4096 "$@" || return 1
+    ((conns > 1)) || return 0
+    rescuer_took_a_connection || return 0
+    log "attach: a connection's receive work went to the nbd0-recv rescuer (try $try)"
+    if ((try < 3)); then
+      nbd-client -d $NBD >/dev/null || return 1
+      for ((i = 0; i < 40; i++)); do [[ -e /sys/block/nbd0/pid ]] || break; sleep 0.25; done
+    fi
+  done
+  return 0
+}
+
+rescuer_took_a_connection() {
+  local i p wchan
+  for i in 1 2 3 4; do
+    sleep 0.25
+    for p in /proc/[0-9]*; do
+      [[ $(cat $p/comm 2>/dev/null) == nbd0-recv ]] || continue
+      wchan=$(cat $p/wchan 2>/dev/null)
+      [[ -z $wchan || $wchan == 0 || $wchan == rescuer_thread ]] || return 0
+    done
+  done
+  return 1
 }
 
 detach() { nbd-client -d $NBD; }
