@@ -23,7 +23,7 @@ if ((ncpu >= 2)); then
 fi
 # Two servers: the memory plugin as it is, and behind nbdkit's delay filter
 # (1 ms per request), where the server, not either client's own cost per
-# request, sets the pace: there the two must agree closely.
+# request, sets the pace (docs/benchmarks.md says what that row showed).
 "${server_cpus[@]}" nbdkit -f -U "$sock" -P "$sock.pid" memory 2G &
 server=$!
 "${server_cpus[@]}" nbdkit -f -U "$sock.slow" -P "$sock.slow.pid" --filter=delay memory 2G \
