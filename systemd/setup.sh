@@ -25,7 +25,7 @@ say() { printf '\n=== %s\n' "$*"; }
 [[ $(id -u) -eq 0 ]] || die "run as root (sudo): swap and /dev/nbd* need it"
 
 say "installing build and run-time dependencies"
-packages=(build-essential cmake pkg-config perl nbdkit nbdkit-plugin-dev nbd-client libnbd-bin kmod procps)
+packages=(build-essential cmake pkg-config perl nbdkit nbdkit-plugin-dev nbd-client libnbd-bin kmod)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -227,3 +227,83 @@ def test_detach_stops_a_server_whose_device_is_not_swap(served, tmp_path):
     assert r.returncode == 0, r.stderr
     assert proc.wait(30) is not None
     assert not sock.exists()
+
+
+# The check after nbd-client that every connection of a multi-connection
+# device has a kernel worker reading it (docs/vm-tests.md, finding 9), run
+# over a made-up /proc.  The VM tests run it over the guest's real one.
+def fake_proc(tmp_path, tasks):
+    proc = tmp_path / "proc"
+    shutil.rmtree(proc, ignore_errors=True)
+    proc.mkdir()
+    for pid, (comm, wchan) in enumerate(tasks, start=100):
+        add_task(proc, pid, comm, wchan)
+    return proc
+
+
+def add_task(proc, pid, comm, wchan):
+    d = proc / str(pid)
+    d.mkdir()
+    (d / "wchan").write_text(wchan)  # the kernel writes no newline here
+    (d / "comm").write_text(comm + "\n")
+
+
+def receivers_ready(proc, dev, want, wait=1):
+    body = subprocess.run(["sed", "-n", r"/^nbd_receivers_ready() {$/,/^}$/p", str(HELPER)],
+                          capture_output=True, text=True, check=True).stdout
+    assert body.count("\n") > 10, "nbd_receivers_ready not found in vram-swap"
+    env = dict(os.environ, VRAM_SWAP_PROC=str(proc), VRAM_SWAP_READER_WAIT=str(wait))
+    t0 = time.monotonic()
+    r = subprocess.run(["bash", "-euc", body + f'\nnbd_receivers_ready {dev} {want}'],
+                       env=env, capture_output=True, text=True, timeout=30)
+    assert r.stderr == ""
+    return r.returncode, time.monotonic() - t0
+
+
+IDLE_RESCUER = ("nbd0-recv", "rescuer_thread")
+OTHER_TASKS = [
+    ("systemd", "do_epoll_wait"),
+    ("kworker/u9:7-nbd0-recv", "worker_thread"),  # ran one, now idle
+    ("kworker/u9:8+nbd1-recv", "unix_stream_read_generic"),  # another device
+    ("kworker/u9:9+nbd10-recv", "unix_stream_read_generic"),
+    ("nbd1-recv+nbd1-recv", "unix_stream_read_generic"),  # its rescuer, busy
+]
+
+
+def reader(n):
+    return (f"kworker/u9:{n}+nbd0-recv", "unix_stream_read_generic")
+
+
+def test_receivers_ready_when_each_connection_has_a_worker(tmp_path):
+    proc = fake_proc(tmp_path, [IDLE_RESCUER, *OTHER_TASKS, *map(reader, range(4))])
+    assert receivers_ready(proc, "/dev/nbd0", 4)[0] == 0
+    assert receivers_ready(proc, "/dev/nbd0", 5)[0] == 2  # one short
+
+
+def test_receivers_not_ready_while_a_worker_is_missing(tmp_path):
+    proc = fake_proc(tmp_path, [IDLE_RESCUER, *OTHER_TASKS, *map(reader, range(3))])
+    rc, took = receivers_ready(proc, "/dev/nbd0", 4, wait=2)
+    assert rc == 2
+    assert took >= 1  # it waited for the worker before giving up
+
+
+def test_receivers_ready_waits_for_a_late_worker(tmp_path):
+    proc = fake_proc(tmp_path, [IDLE_RESCUER, *map(reader, range(3))])
+    late = subprocess.Popen(["bash", "-c", f"sleep 1; mkdir {proc}/999; "
+                             f"printf x > {proc}/999/wchan; "
+                             f"echo kworker/u9:3+nbd0-recv > {proc}/999/comm"])
+    rc, took = receivers_ready(proc, "/dev/nbd0", 4, wait=10)
+    late.wait()
+    assert rc == 0 and 0.9 < took < 9
+
+
+@pytest.mark.parametrize("rescuer", [
+    ("nbd0-recv+nbd0-recv", "unix_stream_read_generic"),  # as the kernel names it busy
+    ("nbd0-recv", "unix_stream_read_generic"),
+    ("nbd0-recv", "sk_wait_data"),
+])
+def test_receivers_not_ready_when_the_rescuer_took_a_connection(tmp_path, rescuer):
+    proc = fake_proc(tmp_path, [rescuer, *OTHER_TASKS, *map(reader, range(3))])
+    rc, took = receivers_ready(proc, "/dev/nbd0", 4, wait=10)
+    assert rc == 1
+    assert took < 5  # at once, not after the wait
