@@ -151,10 +151,12 @@ settle() {
 }
 
 # Background sampler: peak swap used and peak VRAM held (the map file's,
-# which does not lag) while a hog runs.
+# which does not lag) while a hog runs, until $RUNDIR/sampler.stop exists
+# (not killed: a kill between the truncation and the write of the peak
+# file once left it empty).
 sampler() {
   local peak_used=0 peak_held=0
-  while :; do
+  while [[ ! -e $RUNDIR/sampler.stop ]]; do
     read_swap_used; read_map_held
     ((SWAP_USED_KB > peak_used)) && peak_used=$SWAP_USED_KB
     ((MAP_HELD > peak_held)) && peak_held=$MAP_HELD
@@ -254,7 +256,7 @@ round() {
   hog_mib=$((avail_kb / KiB + target))
   log "$r: $avail_kb kB available; the hog dirties $hog_mib MiB"
   figure "${r}_hog_mib" "$hog_mib"
-  rm -f $RUNDIR/hog.stop $RUNDIR/peak
+  rm -f $RUNDIR/hog.stop $RUNDIR/peak $RUNDIR/sampler.stop
   : >$RUNDIR/hog-$r.log
   sampler &
   sampler_pid=$!
@@ -301,7 +303,7 @@ round() {
   t0=$(now)
   touch $RUNDIR/hog.stop
   wait $hog_pid; hog_rc=$?
-  kill $sampler_pid; wait $sampler_pid 2>/dev/null
+  touch $RUNDIR/sampler.stop; wait $sampler_pid
   read -r peak_used_kb peak_held <$RUNDIR/peak
   tail -n +2 $RUNDIR/hog-$r.log | sed "s/^/$r: /"
   check $hog_rc "$r: the hog read its pages back right and exited (status $hog_rc)"

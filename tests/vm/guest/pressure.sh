@@ -7,7 +7,7 @@
 #                    negative control)
 # VMTEST_WARMUP      1 (default): warm nbdkit's threads up before swapon
 #                    (see warm_up in lib.sh, and vram-swap attach); 0: none
-# VMTEST_SWAP_SIZE   export size (768M)
+# VMTEST_SWAP_SIZE   export size (512M)
 # VMTEST_VM_WORKERS  stress-ng --vm workers (2)
 # VMTEST_OVERCOMMIT  percent of the swap device the workers' memory must
 #                    spill into beyond the RAM available at the start (55)
@@ -23,7 +23,7 @@
 . /mnt/repo/tests/vm/guest/lib.sh
 
 safety=${VMTEST_SAFETY:-require}
-size=${VMTEST_SWAP_SIZE:-768M}
+size=${VMTEST_SWAP_SIZE:-512M}
 workers=${VMTEST_VM_WORKERS:-2}
 overcommit=${VMTEST_OVERCOMMIT:-55}
 passes=${VMTEST_PASSES:-1}
@@ -49,15 +49,7 @@ if [[ -n ${VMTEST_MIN_FREE_KB:-} ]]; then
 fi
 ballast_mb=${VMTEST_BALLAST_MB:-192}
 if ((ballast_mb > 0)); then
-  # An anonymous mapping, faulted in and locked (MAP_POPULATE|MAP_LOCKED).
-  python3 -c 'import mmap, sys, time
-m = mmap.mmap(-1, int(sys.argv[1]) << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x8000 | 0x2000)
-print("ready", flush=True)
-time.sleep(86400)' "$ballast_mb" >$RUNDIR/ballast.out 2>&1 &
-  ballast_pid=$!
-  for _ in $(seq 100); do grep -q ready $RUNDIR/ballast.out 2>/dev/null && break; sleep 0.1; done
-  grep -q ready $RUNDIR/ballast.out
-  check $? "$ballast_mb MiB of RAM locked away by a ballast process" || { finish; exit 1; }
+  ballast "$ballast_mb" || { finish; exit 1; }
 fi
 mkswap $NBD >/dev/null || { fail "mkswap"; exit 1; }
 swapon -p 100 $NBD || { fail "swapon"; exit 1; }
@@ -104,7 +96,7 @@ log "${cmd[*]}"
 stress_rc=${PIPESTATUS[0]}
 stress_s=$(elapsed_since "$t0")
 kill $sampler_pid; wait $sampler_pid 2>/dev/null
-[[ -n ${ballast_pid:-} ]] && { kill "$ballast_pid"; wait "$ballast_pid" 2>/dev/null; }
+drop_ballast
 read -r peak_kb peak_only_kb min_free_kb <$RUNDIR/sample
 pswpin=$(($(vmstat pswpin) - pswpin0)); pswpout=$(($(vmstat pswpout) - pswpout0))
 done_ops=$(awk '$4 == "vm" { print $5 }' $RUNDIR/stress.log)
