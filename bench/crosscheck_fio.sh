@@ -5,6 +5,10 @@
 # fio); see docs/benchmarks.md.
 #
 #   bench/crosscheck_fio.sh [OUTDIR]
+#
+# NBDKIT, MEMORY_PLUGIN (path or name) and FILTER_DIR (where nbdkit's
+# filters are, if not where nbdkit looks) for a machine where nbdkit is
+# carried, not installed.
 set -euo pipefail
 out=${1:-$(mktemp -d)}
 mkdir -p "$out"
@@ -12,6 +16,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 LOADGEN=${LOADGEN:-${VRAM_BUILD_DIR:-$here/../build}/bench/nbd-loadgen}
 DURATION=${DURATION:-3}
 ROUNDS=${ROUNDS:-5}
+NBDKIT=${NBDKIT:-nbdkit}
+MEMORY_PLUGIN=${MEMORY_PLUGIN:-memory}
+delay_filter=delay
+[[ -n ${FILTER_DIR:-} ]] && delay_filter=$FILTER_DIR/nbdkit-delay-filter.so
 sock=$(mktemp -u /tmp/crosscheck.XXXXXX.sock)
 # Server and client on CPUs of their own (the upper and the lower half):
 # sharing them, a single point varies by 10% or more on a 2-core machine.
@@ -24,9 +32,9 @@ fi
 # Two servers: the memory plugin as it is, and behind nbdkit's delay filter
 # (1 ms per request), where the server, not either client's own cost per
 # request, sets the pace (docs/benchmarks.md says what that row showed).
-"${server_cpus[@]}" nbdkit -f -U "$sock" -P "$sock.pid" memory 2G &
+"${server_cpus[@]}" "$NBDKIT" -f -U "$sock" -P "$sock.pid" "$MEMORY_PLUGIN" 2G &
 server=$!
-"${server_cpus[@]}" nbdkit -f -U "$sock.slow" -P "$sock.slow.pid" --filter=delay memory 2G \
+"${server_cpus[@]}" "$NBDKIT" -f -U "$sock.slow" -P "$sock.slow.pid" --filter="$delay_filter" "$MEMORY_PLUGIN" 2G \
   delay-read=1ms delay-write=1ms &
 slow=$!
 trap 'kill $server $slow 2>/dev/null; wait $server $slow 2>/dev/null; rm -f "$sock.pid" "$sock.slow.pid"' EXIT

@@ -9,7 +9,14 @@
 # lanes: the quick comparison at lanes=16, 32 and 64;
 # integrity: bench/integrity_overhead.sh (the integrity filter's cost);
 # lazy: the allocation=lazy GPU tests and bench/lazy_overhead.sh;
-# lazy-ab: lazy's steady-state cost by chunk size and spares.
+# lazy-ab: lazy's steady-state cost by chunk size and spares;
+# threads: the quick comparison with nbdkit's default threads against
+# --threads=1 (each connection's requests served by one thread), twice
+# each, alternating; and whether this kernel can attach /dev/nbdN;
+# reqtime: bench/request_time.sh (a 4 KiB request's time in the plugin and
+# outside it, both plugins, both thread settings);
+# fio: bench/crosscheck_fio.sh with the fio that make-carry.sh packed
+# (WITH_FIO=1).
 set -uo pipefail
 what=${1:-all}
 top=$PWD
@@ -93,5 +100,33 @@ if [[ $what == lanes ]]; then
     NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so \
       VRAM_ARGS="lanes=$lanes" bash bench/compare.sh --quick "$out/lanes-$lanes" | tail -6
   done 2>&1 | tee "$out/lanes.log"
+fi
+if [[ $what == threads ]]; then
+  for round in 1 2; do
+    for v in default threads-1; do
+      flags=; [[ $v == threads-1 ]] && flags=--threads=1
+      echo "--- $v (round $round)"
+      NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so \
+        NBDKIT_ARGS="$flags" bash bench/compare.sh --quick "$out/$v-$round" | tail -5
+    done
+  done 2>&1 | tee "$out/threads.log"
+  { modprobe nbd 2>&1 && ls /dev/nbd0 2>&1; uname -r; } | tee "$out/nbd-module.txt"
+fi
+if [[ $what == reqtime ]]; then
+  NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so \
+    FILTER_DIR=$VRAM_NBDKIT_FILTERDIR bash bench/request_time.sh "$out/reqtime" 2>&1 | tee "$out/reqtime.log"
+fi
+if [[ $what == fio ]]; then
+  mkdir -p /tmp/fio && tar -C /tmp -xJf "$c/fio.tar.xz"
+  # Only fio gets the carried libraries that the machine may also have.
+  mkdir -p /tmp/fio/bin
+  cat >/tmp/fio/bin/fio <<'SH'
+#!/bin/sh
+LD_LIBRARY_PATH=/tmp/fio/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec /tmp/fio/fio "$@"
+SH
+  chmod +x /tmp/fio/bin/fio
+  PATH=/tmp/fio/bin:$PATH NBDKIT=$VRAM_NBDKIT FILTER_DIR=$VRAM_NBDKIT_FILTERDIR \
+    MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so \
+    bash bench/crosscheck_fio.sh "$out/fio" 2>&1 | tee "$out/fio.log"
 fi
 exit "$rc"

@@ -4,6 +4,12 @@
 # plus our build.  .carry/ is git-ignored and named in the tool's `carry`.
 #
 #   bash tests/gpu/make-carry.sh [BUILD_DIR]
+#
+# WITH_FIO=1 adds this machine's fio and the libraries it links (not the C
+# and C++ runtimes, which the GPU machine has), packed as .carry/fio.tar.xz
+# (80 MB unpacked; the tool carries 64 MiB at most), for
+# `device-run.sh fio`: the load generator's cross-check on a machine with
+# more than 2 cores.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$top/build}
@@ -19,4 +25,13 @@ cp "$build/tests/gpu/nbd-verify" "$carry/build/tests/gpu/"
 cp "$build/bench/nbd-loadgen" "$build/bench/core-bench" "$carry/build/bench/"
 mkdir -p "$carry/build/filters/integrity"
 cp "$build/filters/integrity/nbdkit-integrity-filter.so" "$carry/build/filters/integrity/"
+if [[ ${WITH_FIO:-} == 1 ]]; then
+  command -v fio >/dev/null || { echo "make-carry.sh: WITH_FIO=1 needs fio (apt-get install fio)" >&2; exit 1; }
+  mkdir -p "$carry/fio/lib"
+  cp "$(command -v fio)" "$carry/fio/"
+  ldd "$(command -v fio)" | awk '$3 ~ /^\// { print $3 }' |
+    grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux-x86-64)\.so' | xargs cp -L -t "$carry/fio/lib"
+  tar -C "$carry" -cf - fio | xz -T0 -6 >"$carry/fio.tar.xz"
+  rm -rf "$carry/fio"
+fi
 du -sh "$carry"
