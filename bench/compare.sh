@@ -17,11 +17,8 @@ if [[ ${1:-} == --quick ]]; then quick=1; shift; fi
 out=${1:?usage: bench/compare.sh [--quick] OUTDIR}
 mkdir -p "$out"
 here=$(cd "$(dirname "$0")" && pwd)
-build=${VRAM_BUILD_DIR:-$here/../build}
-NBDKIT=${NBDKIT:-nbdkit}
-MEMORY_PLUGIN=${MEMORY_PLUGIN:-memory}
-VRAM_PLUGIN=${VRAM_PLUGIN:-$build/plugin/nbdkit-vram-plugin.so}
-LOADGEN=${LOADGEN:-$build/bench/nbd-loadgen}
+# shellcheck source=bench/defaults.sh
+. "$here/defaults.sh"
 SIZE=${SIZE:-4G}
 SPAN=${SPAN:-1G}
 DURATION=${DURATION:-5}

@@ -13,13 +13,11 @@ set -euo pipefail
 out=${1:-$(mktemp -d)}
 mkdir -p "$out"
 here=$(cd "$(dirname "$0")" && pwd)
-LOADGEN=${LOADGEN:-${VRAM_BUILD_DIR:-$here/../build}/bench/nbd-loadgen}
+# shellcheck source=bench/defaults.sh
+. "$here/defaults.sh"
 DURATION=${DURATION:-3}
 ROUNDS=${ROUNDS:-5}
-NBDKIT=${NBDKIT:-nbdkit}
-MEMORY_PLUGIN=${MEMORY_PLUGIN:-memory}
-delay_filter=delay
-[[ -n ${FILTER_DIR:-} ]] && delay_filter=$FILTER_DIR/nbdkit-delay-filter.so
+delay_filter=$(nbdkit_filter delay)
 sock=$(mktemp -u /tmp/crosscheck.XXXXXX.sock)
 # Server and client on CPUs of their own (the upper and the lower half):
 # sharing them, a single point varies by 10% or more on a 2-core machine.

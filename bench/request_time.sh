@@ -18,16 +18,12 @@ set -euo pipefail
 out=${1:?usage: bench/request_time.sh OUTDIR}
 mkdir -p "$out"
 here=$(cd "$(dirname "$0")" && pwd)
-build=${VRAM_BUILD_DIR:-$here/../build}
-NBDKIT=${NBDKIT:-nbdkit}
-MEMORY_PLUGIN=${MEMORY_PLUGIN:-memory}
-VRAM_PLUGIN=${VRAM_PLUGIN:-$build/plugin/nbdkit-vram-plugin.so}
-LOADGEN=${LOADGEN:-$build/bench/nbd-loadgen}
+# shellcheck source=bench/defaults.sh
+. "$here/defaults.sh"
 DURATION=${DURATION:-5}
 SPAN=${SPAN:-16M}
 ROUNDS=${ROUNDS:-2}
-stats_filter=stats
-[[ -n ${FILTER_DIR:-} ]] && stats_filter=$FILTER_DIR/nbdkit-stats-filter.so
+stats_filter=$(nbdkit_filter stats)
 
 sock=$(mktemp -u /tmp/vram-reqtime.XXXXXX.sock)
 results=$out/results.jsonl

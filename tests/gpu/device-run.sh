@@ -12,7 +12,7 @@
 # lazy-ab: lazy's steady-state cost by chunk size and spares;
 # threads: the quick comparison with nbdkit's default threads against
 # --threads=1 (each connection's requests served by one thread), twice
-# each, alternating; and whether this kernel can attach /dev/nbdN;
+# each, alternating;
 # reqtime: bench/request_time.sh (a 4 KiB request's time in the plugin and
 # outside it, both plugins, both thread settings);
 # fio: bench/crosscheck_fio.sh with the fio that make-carry.sh packed
@@ -28,6 +28,7 @@ export PATH=$c/root/usr/bin:$c/root/usr/sbin:$PATH
 export VRAM_BUILD_DIR=$c/build
 export VRAM_NBDKIT=$c/root/usr/bin/nbdkit
 export VRAM_NBDKIT_FILTERDIR=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/filters
+memory_plugin=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so
 python3 -c 'import pytest' 2>/dev/null || export PYTHONPATH=$c/root/usr/lib/python3/dist-packages
 
 {
@@ -57,7 +58,7 @@ if [[ $what == tests || $what == all ]]; then
   done
 fi
 if [[ $what == bench || $what == all ]]; then
-  export NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so
+  export NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$memory_plugin
   bash bench/compare.sh "$out/bench" 2>&1 | tee "$out/bench.log"
   cp "$out/bench/results.jsonl" "$out/compare.jsonl" 2>/dev/null
   "$VRAM_BUILD_DIR/bench/core-bench" --threads 1,2,4,8,16,32 --duration 2 | tee "$out/core-bench.jsonl"
@@ -97,7 +98,7 @@ fi
 if [[ $what == lanes ]]; then
   for lanes in 16 32 64; do
     echo "--- lanes=$lanes"
-    NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so \
+    NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$memory_plugin \
       VRAM_ARGS="lanes=$lanes" bash bench/compare.sh --quick "$out/lanes-$lanes" | tail -6
   done 2>&1 | tee "$out/lanes.log"
 fi
@@ -106,14 +107,13 @@ if [[ $what == threads ]]; then
     for v in default threads-1; do
       flags=; [[ $v == threads-1 ]] && flags=--threads=1
       echo "--- $v (round $round)"
-      NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so \
+      NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$memory_plugin \
         NBDKIT_ARGS="$flags" bash bench/compare.sh --quick "$out/$v-$round" | tail -5
     done
   done 2>&1 | tee "$out/threads.log"
-  { modprobe nbd 2>&1 && ls /dev/nbd0 2>&1; uname -r; } | tee "$out/nbd-module.txt"
 fi
 if [[ $what == reqtime ]]; then
-  NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so \
+  NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$memory_plugin \
     FILTER_DIR=$VRAM_NBDKIT_FILTERDIR bash bench/request_time.sh "$out/reqtime" 2>&1 | tee "$out/reqtime.log"
 fi
 if [[ $what == fio ]]; then
@@ -126,7 +126,7 @@ LD_LIBRARY_PATH=/tmp/fio/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec /tmp/fio/
 SH
   chmod +x /tmp/fio/bin/fio
   PATH=/tmp/fio/bin:$PATH NBDKIT=$VRAM_NBDKIT FILTER_DIR=$VRAM_NBDKIT_FILTERDIR \
-    MEMORY_PLUGIN=$c/root/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-memory-plugin.so \
+    MEMORY_PLUGIN=$memory_plugin \
     bash bench/crosscheck_fio.sh "$out/fio" 2>&1 | tee "$out/fio.log"
 fi
 exit "$rc"
