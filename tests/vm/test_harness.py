@@ -46,6 +46,44 @@ def test_modinfo_reads_a_minimal_elf_module():
     assert harness._modinfo(data)["depends"] == ["virtio,virtio_ring"]
 
 
+def _elf_with_note(name, ntype):
+    """An ELF64 file with one PT_NOTE segment holding one note."""
+    desc = struct.pack("<I", 0x1000000)
+    note = struct.pack("<III", len(name), len(desc), ntype) + name
+    note += bytes(-len(note) % 4) + desc
+    head = bytearray(64)
+    head[:6] = b"\x7fELF\x02\x01"
+    struct.pack_into("<Q", head, 0x20, 64)              # e_phoff
+    struct.pack_into("<HH", head, 0x36, 56, 1)          # e_phentsize, e_phnum
+    phdr = struct.pack("<IIQQQQQQ", 4, 4, 64 + 56, 0, 0, len(note), len(note), 4)
+    return bytes(head) + phdr + note
+
+
+def test_pvh_note_is_found_only_where_it_is():
+    assert harness._has_pvh_note(_elf_with_note(b"Xen\0", 18))
+    assert not harness._has_pvh_note(_elf_with_note(b"Xen\0", 17))
+    assert not harness._has_pvh_note(_elf_with_note(b"GNU\0", 18))
+    assert not harness._has_pvh_note(b"MZ" + bytes(100))
+
+
+def test_boot_image_unpacks_an_xz_kernel_with_a_pvh_note_once(tmp_path):
+    import lzma
+    elf = _elf_with_note(b"Xen\0", 18)
+    vmlinuz = tmp_path / "vmlinuz-9.9-amd64"
+    vmlinuz.write_bytes(b"setup code" + lzma.compress(elf, format=lzma.FORMAT_XZ) + b"tail")
+    k = harness.Kernel(vmlinuz, tmp_path, "9.9-amd64")
+    image = harness.boot_image(k, tmp_path / "work")
+    assert image != vmlinuz and image.read_bytes() == elf
+    image.write_bytes(b"cached")            # unchanged source: the cached copy
+    assert harness.boot_image(k, tmp_path / "work").read_bytes() == b"cached"
+    # No PVH note, or no xz payload: the vmlinuz itself.
+    vmlinuz.write_bytes(b"setup" + lzma.compress(_elf_with_note(b"GNU\0", 3),
+                                                 format=lzma.FORMAT_XZ))
+    assert harness.boot_image(k, tmp_path / "work2") == vmlinuz
+    vmlinuz.write_bytes(b"a gzip kernel, say")
+    assert harness.boot_image(k, tmp_path / "work3") == vmlinuz
+
+
 def test_guest_boots_and_reports(vm_run):
     r = vm_run("smoke.sh", timeout=120)
     assert r.verdict == "pass", r.reason

@@ -5,10 +5,14 @@ rises with swap use and falls again when the kernel discards freed swap
 guest's only swap, status-file= in the guest's /run:
 
   d  swapon --discard=pages; a process (lazy_hog.py) dirties the RAM
-     available plus 320 MiB and holds it; then reads a sample of its pages
+     available plus 256 MiB and holds it; then reads a sample of its pages
      back, checks them, and exits; swapoff; blkdiscard.
-  c  the control: plain swapon, a smaller hog, no discards: the VRAM stays
-     held after the hog exits.
+  c  the control: plain swapon, a smaller hog (160 MiB past the RAM
+     available), no discards: the VRAM stays held after the hog exits;
+     swapoff, and nbdkit's exit releases the rest.
+
+A ballast process locks 192 MiB of the guest's RAM away before the
+rounds, so the RAM available, the hogs and the run time are smaller.
 
 VRAM held ("held" below) means the chunks mapped into the export, read
 from the plugin's status file (held= minus spare=) and from the test
@@ -137,7 +141,6 @@ def test_spares_are_ready_before_swap_starts(run):
 def test_nothing_held_before_swap_is_written(run):
     checks(run, "reads map no VRAM")
     for r in ("d", "c"):
-        assert figure(run, f"{r}_held_after_mkswap") <= CHUNK
         assert figure(run, f"{r}_held_before_pressure") <= CHUNK
 
 
@@ -152,8 +155,8 @@ def test_held_follows_swap_use(run, r):
     used = figure(run, f"{r}_used_hold_kb")
     cached = figure(run, f"{r}_swapcached_hold_kb")
     held = figure(run, f"{r}_held_hold")
-    # A few hundred MiB really went to swap.
-    assert used >= 150 * 1024, run.figures
+    # Well over a hundred MiB really went to swap.
+    assert used >= 120 * 1024, run.figures
     assert held >= round_up((used - cached) * 1024, CHUNK), run.figures
     assert held <= striped_bound(used), (striped_bound(used), run.figures)
     checks(run, f"{r}: held {held} bytes covers")
@@ -174,8 +177,6 @@ def test_without_discards_vram_stays_held(run):
     peak = figure(run, "c_peak_held")
     after_exit = figure(run, "c_held_after_exit")
     assert after_exit >= CONTROL_FRACTION * peak, run.figures
-    assert figure(run, "c_held_after_swapoff") == after_exit
-    assert figure(run, "c_held_after_blkdiscard") == 0
     checks(run, "c: without discard the VRAM stays held")
 
 

@@ -14,7 +14,7 @@ swap's worst case (pages written in order are evicted in order) and takes
 minutes under TCG; a sample catches a chunk given back while it held data
 (it would read as zeroes) or a page read from the wrong place.  It exits 0
 if every tag was right, 1 otherwise; its pages and their swap slots are
-freed as it exits.  Used by lazy_swap.sh.
+freed as it exits.  Used by lazy_swap.sh and vram_swap_lifecycle.sh.
 """
 import mmap
 import os
