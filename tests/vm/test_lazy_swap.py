@@ -5,7 +5,7 @@ rises with swap use and falls again when the kernel discards freed swap
 guest's only swap, status-file= in the guest's /run:
 
   d  swapon --discard=pages; a process (lazy_hog.py) dirties the RAM
-     available plus 256 MiB and holds it; then reads a sample of its pages
+     available plus 192 MiB and holds it; then reads a sample of its pages
      back, checks them, and exits; swapoff; blkdiscard.
   c  the control: plain swapon, a smaller hog (160 MiB past the RAM
      available), no discards: the VRAM stays held after the hog exits;

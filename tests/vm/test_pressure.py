@@ -1,5 +1,5 @@
 """The plugin's one job: be the swap device of a Linux machine that has run
-out of RAM.  A guest with 512 MiB of RAM swaps to 384 MiB of (fake) VRAM
+out of RAM.  A guest with 512 MiB of RAM swaps to 320 MiB of (fake) VRAM
 through the kernel's nbd driver, while stress-ng writes more memory than
 RAM holds and checks every byte it wrote.  It must finish, without a hung
 task, an oops, an I/O error or the OOM killer, with at least half of the

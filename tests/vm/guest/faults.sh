@@ -14,13 +14,13 @@ start_nbdkit 256M require FAKECUDA_TRIGGER_FILE=$TRIGGER || { fail "nbdkit did n
 attach 2 || { fail "nbd-client -C 2"; exit 1; }
 wait_size
 
-bc write $NBD 0 32M 64K 7 >/dev/null
-check $? "32 MiB written before the fault"
+bc write $NBD 0 16M 64K 7 >/dev/null
+check $? "16 MiB written before the fault"
 
 rm -f $STOP
-bc faults $NBD 0 32M 64K 7 120 $STOP >$RUNDIR/faults.out 2>&1 &
+bc faults $NBD 0 16M 64K 7 120 $STOP >$RUNDIR/faults.out 2>&1 &
 checker=$!
-sleep 4
+sleep 2
 kill -0 $checker 2>/dev/null
 check $? "the checker is doing I/O when the fault is injected"
 # Atomically: the fake ignores an empty trigger file.
@@ -34,7 +34,7 @@ for ((i = 0; i < 150; i++)); do
   sleep 0.2
 done
 check $? "the checker saw an error $(elapsed_since "$t_fault")s after the fault"
-sleep 3
+sleep 2
 touch $STOP
 wait $checker
 checker_rc=$?

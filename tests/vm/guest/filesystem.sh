@@ -25,7 +25,7 @@ mkdir -p $FS/data $FS/deep/a/b/c/d/e/f/g/h
 for i in $(seq 1 24); do
   head -c $((RANDOM * i + i)) /dev/urandom >$FS/data/small-$i
 done
-for n in 1 4 16 32; do
+for n in 1 4 16; do
   head -c $((n << 20)) /dev/urandom >$FS/data/big-${n}M
 done
 cp -a /mnt/repo/plugin $FS/plugin-src

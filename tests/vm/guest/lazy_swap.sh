@@ -30,7 +30,7 @@
 #
 # VMTEST_SWAP_SIZE            export size (768M)
 # VMTEST_LAZY_CHUNK           lazy-chunk= (2M)
-# VMTEST_SWAP_TARGET_MIB      how far past available RAM the hog goes (256)
+# VMTEST_SWAP_TARGET_MIB      how far past available RAM the hog goes (192)
 # VMTEST_VERIFY_STRIDE        the hog checks every Nth page before it exits (64)
 # VMTEST_SLACK_CHUNKS         chunks allowed beyond the striped bound (1)
 # VMTEST_EXIT_PERCENT         held after exit at most this % of the peak (25)
@@ -127,7 +127,7 @@ swapped_out_by_process() {
 }
 
 # settle [MAX_SECONDS]: waits until the status file and the map file agree
-# (held, and the totals with spares) and neither has changed for 2 s (the
+# (held, and the totals with spares) and neither has changed for 1.5 s (the
 # plugin rewrites the status file within a second of a change); sets HELD
 # and SPARE (bytes).  Returns 1 if that does not happen within MAX_SECONDS.
 settle() {
@@ -138,7 +138,7 @@ settle() {
     now="$STATUS_HELD $STATUS_TOTAL"
     if [[ $STATUS_HELD == "$MAP_HELD" && $STATUS_TOTAL == "$MAP_TOTAL" && $now == "$last" ]]
     then
-      ((++same >= 4)) && { HELD=$STATUS_HELD SPARE=$STATUS_SPARE; return 0; }
+      ((++same >= 3)) && { HELD=$STATUS_HELD SPARE=$STATUS_SPARE; return 0; }
     else
       same=0
     fi
@@ -355,7 +355,7 @@ round() {
 PEAK_HELD=0 HELD_AFTER_EXIT=0
 # A ballast keeps the RAM available, and so the hogs and the run, small.
 ballast 192 || { finish; exit 1; }
-round d "${VMTEST_SWAP_TARGET_MIB:-256}" "${VMTEST_VERIFY_STRIDE:-64}" full --discard=pages
+round d "${VMTEST_SWAP_TARGET_MIB:-192}" "${VMTEST_VERIFY_STRIDE:-64}" full --discard=pages
 d_peak=$PEAK_HELD d_hold=$HELD_AT_HOLD d_exit=$HELD_AFTER_EXIT
 # What the kernel gives back: every swap cluster (1 MiB) that the exit
 # left wholly free is discarded; a chunk stays held while any slot in it

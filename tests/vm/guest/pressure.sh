@@ -7,7 +7,7 @@
 #                    negative control)
 # VMTEST_WARMUP      1 (default): warm nbdkit's threads up before swapon
 #                    (see warm_up in lib.sh, and vram-swap attach); 0: none
-# VMTEST_SWAP_SIZE   export size (384M)
+# VMTEST_SWAP_SIZE   export size (320M)
 # VMTEST_VM_WORKERS  stress-ng --vm workers (2)
 # VMTEST_OVERCOMMIT  percent of the swap device the workers' memory must
 #                    spill into beyond the RAM available at the start (55)
@@ -23,7 +23,7 @@
 . /mnt/repo/tests/vm/guest/lib.sh
 
 safety=${VMTEST_SAFETY:-require}
-size=${VMTEST_SWAP_SIZE:-384M}
+size=${VMTEST_SWAP_SIZE:-320M}
 workers=${VMTEST_VM_WORKERS:-2}
 overcommit=${VMTEST_OVERCOMMIT:-55}
 passes=${VMTEST_PASSES:-1}

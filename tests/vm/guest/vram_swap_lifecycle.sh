@@ -12,7 +12,7 @@ export VRAM_SWAP_CONFIG_DIR=$RUNDIR/conf VRAM_SWAP_RUN_DIR=/run/vram-swap \
        NBDKIT_VRAM_LIBCUDA=$BUILD/tests/fakecuda/libcuda.so.1 \
        FAKECUDA_MEMORY_FILE="$dev/resource2" FAKECUDA_GPUS="name=ivshmem BAR,total=$bar"
 mkdir -p $VRAM_SWAP_CONFIG_DIR
-printf 'SIZE=768M\nPRIORITY=77\nCONNECTIONS=2\nSWAP_SAFETY=require\n' >$VRAM_SWAP_CONFIG_DIR/0.conf
+printf 'SIZE=384M\nPRIORITY=77\nCONNECTIONS=2\nSWAP_SAFETY=require\n' >$VRAM_SWAP_CONFIG_DIR/0.conf
 
 # up
 $H up 0 >$RUNDIR/up.log 2>&1
@@ -96,8 +96,8 @@ echo +memory >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
 mkdir -p /sys/fs/cgroup/hog
 mkdir -p $RUNDIR/tmpfs && mount -t tmpfs -o size=400M tmpfs $RUNDIR/tmpfs
 bash -c "echo \$\$ >/sys/fs/cgroup/hog/cgroup.procs; echo 48M >/sys/fs/cgroup/hog/memory.max;
-         dd if=/dev/urandom of=$RUNDIR/tmpfs/hog bs=1M count=300 status=none"
-check $? "300 MiB of tmpfs pushed to swap by a 48 MiB cgroup"
+         dd if=/dev/urandom of=$RUNDIR/tmpfs/hog bs=1M count=200 status=none"
+check $? "200 MiB of tmpfs pushed to swap by a 48 MiB cgroup"
 used=$(awk -v d="$nbd" '$1 == d { print $4 }' /proc/swaps)
 log "swap used with the hog: ${used} kB"
 $H down 0 >$RUNDIR/down1.log 2>&1
