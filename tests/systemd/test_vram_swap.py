@@ -71,9 +71,12 @@ def test_unit_never_signals_the_server_and_never_restarts_it():
                  "OOMScoreAdjust=-1000", "LimitMEMLOCK=infinity",
                  "ExecStop=@SBINDIR@/vram-swap detach %I"):
         assert line in unit.splitlines(), line
-    attach = [l for l in (REPO / "systemd" / "vram-swap").read_text().splitlines()
-              if l.strip().startswith("nbd-client -unix")]
-    assert attach and all("-persist" not in l for l in attach)
+    helper = HELPER.read_text()
+    connect = helper[helper.index("\nconnect() {"):]
+    connect = connect[:connect.index("\n}\n")]
+    assert "-unix" in connect
+    code = [l for l in helper.splitlines() if not l.strip().startswith("#")]
+    assert not [l for l in code if "-persist" in l]
 
 
 @pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck not installed")
@@ -248,10 +251,16 @@ def add_task(proc, pid, comm, wchan):
     (d / "comm").write_text(comm + "\n")
 
 
-def receivers_ready(proc, dev, want, wait=1):
-    body = subprocess.run(["sed", "-n", r"/^nbd_receivers_ready() {$/,/^}$/p", str(HELPER)],
+def helper_function(name):
+    """One function of vram-swap, as the VM tests' lib.sh takes it."""
+    body = subprocess.run(["sed", "-n", rf"/^{name}() {{/,/^}}$/p", str(HELPER)],
                           capture_output=True, text=True, check=True).stdout
-    assert body.count("\n") > 10, "nbd_receivers_ready not found in vram-swap"
+    assert body.count("\n") > 5, f"{name} not found in vram-swap"
+    return body
+
+
+def receivers_ready(proc, dev, want, wait=1):
+    body = helper_function("nbd_receivers_ready")
     env = dict(os.environ, VRAM_SWAP_PROC=str(proc), VRAM_SWAP_READER_WAIT=str(wait))
     t0 = time.monotonic()
     r = subprocess.run(["bash", "-euc", body + f'\nnbd_receivers_ready {dev} {want}'],
@@ -307,3 +316,82 @@ def test_receivers_not_ready_when_the_rescuer_took_a_connection(tmp_path, rescue
     rc, took = receivers_ready(proc, "/dev/nbd0", 4, wait=10)
     assert rc == 1
     assert took < 5  # at once, not after the wait
+
+
+# nbd_attach: nbd-client, the check above, and up to two more attaches.  A
+# fake nbd-client logs its calls and, at its Nth attach, leaves the fake
+# /proc as the Nth outcome says: "ready" (a worker per connection),
+# "rescuer" (the rescuer busy with one), "none" (no worker), "fail"
+# (nbd-client fails).
+FAKE_NBD_CLIENT = r"""#!/bin/bash
+echo "$*" >>"$FAKE_LOG"
+[[ $1 == -d ]] && exit 0
+n=$(grep -vc '^-d' "$FAKE_LOG")
+outcome=$(sed -n "${n}p" "$FAKE_OUTCOMES")
+rm -rf "$VRAM_SWAP_PROC"; mkdir -p "$VRAM_SWAP_PROC/1"
+echo systemd >"$VRAM_SWAP_PROC/1/comm"
+task() { mkdir "$VRAM_SWAP_PROC/$1"; echo "$2" >"$VRAM_SWAP_PROC/$1/comm"
+         printf %s "$3" >"$VRAM_SWAP_PROC/$1/wchan"; }
+case $outcome in
+  ready) task 100 kworker/u9:1+nbd0-recv sk_wait_data; task 101 kworker/u9:2+nbd0-recv sk_wait_data ;;
+  rescuer) task 100 kworker/u9:1+nbd0-recv sk_wait_data; task 102 nbd0-recv+nbd0-recv sk_wait_data ;;
+  none) ;;
+  fail) exit 1 ;;
+esac
+"""
+
+
+def nbd_attach(tmp_path, outcomes, conns=2):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "nbd-client"
+    fake.write_text(FAKE_NBD_CLIENT)
+    fake.chmod(0o755)
+    (tmp_path / "outcomes").write_text("\n".join(outcomes) + "\n")
+    log = tmp_path / "calls"
+    log.write_text("")
+    body = "".join(helper_function(f) for f in
+                   ("nbd_attach", "nbd_receivers_ready", "wait_detached"))
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_LOG=str(log),
+               FAKE_OUTCOMES=str(tmp_path / "outcomes"), VRAM_SWAP_PROC=str(tmp_path / "proc"),
+               VRAM_SWAP_READER_WAIT="1")
+    script = (body + 'warn() { echo "warning: $*" >&2; }\n'
+              f'nbd_attach /dev/nbd0 {conns} -unix /run/x.sock /dev/nbd0 -C {conns} -b 4096 -swap')
+    r = subprocess.run(["bash", "-euc", script], env=env, capture_output=True, text=True,
+                       timeout=60)
+    return r, log.read_text().splitlines()
+
+
+def test_attach_checks_once_when_every_connection_is_read(tmp_path):
+    r, calls = nbd_attach(tmp_path, ["ready"])
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert calls == ["-unix /run/x.sock /dev/nbd0 -C 2 -b 4096 -swap"]
+
+
+def test_attach_again_after_the_rescuer_took_a_connection(tmp_path):
+    r, calls = nbd_attach(tmp_path, ["rescuer", "none", "ready"])
+    assert r.returncode == 0, r.stderr
+    assert [c.split()[0] for c in calls] == ["-unix", "-d", "-unix", "-d", "-unix"]
+    assert calls[1] == "-d /dev/nbd0"
+    assert "left one of its 2 connections unread" in r.stderr
+    assert "started no reader for some of its 2 connections" in r.stderr
+    assert "attaching again (try 3 of 3)" in r.stderr
+    assert "CONNECTIONS=1 avoids this" not in r.stderr
+
+
+def test_attach_gives_up_after_three_tries_and_says_what_it_means(tmp_path):
+    r, calls = nbd_attach(tmp_path, ["rescuer"] * 3)
+    assert r.returncode == 0, r.stderr  # attached: a slow connection, not a lost one
+    assert [c.split()[0] for c in calls] == ["-unix", "-d", "-unix", "-d", "-unix"]
+    assert r.stderr.count("connections unread") == 3
+    assert "CONNECTIONS=1 avoids this" in r.stderr
+
+
+def test_attach_fails_when_nbd_client_does(tmp_path):
+    r, calls = nbd_attach(tmp_path, ["fail"])
+    assert r.returncode == 1 and len(calls) == 1
+
+
+def test_attach_with_one_connection_does_not_check(tmp_path):
+    r, calls = nbd_attach(tmp_path, ["none"], conns=1)
+    assert r.returncode == 0 and r.stderr == "" and len(calls) == 1

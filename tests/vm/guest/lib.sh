@@ -170,40 +170,24 @@ stop_nbdkit() {
   return $rc
 }
 
-# The check systemd/vram-swap makes after nbd-client, taken from there so
-# the tests run the shipped code: 0 once a kernel worker reads each of
-# the device's connections, 1 if the nbd0-recv workqueue's rescuer took
-# one, 2 if the workers are not all running after 10 s (docs/vm-tests.md,
-# finding 9).
-eval "$(sed -n '/^nbd_receivers_ready() {$/,/^}$/p' /mnt/repo/systemd/vram-swap)"
-declare -F nbd_receivers_ready >/dev/null ||
-  { echo "lib.sh: nbd_receivers_ready not found in systemd/vram-swap" >&2; exit 1; }
-
-# attach CONNECTIONS [nbd-client options]
-# With several connections, attaches again (up to three times) while the
-# kernel does not read each connection with a worker of its own: under
-# TCG the kernel is often too slow to start one per connection, the
-# workqueue's rescuer then runs their receive work one after another, and
-# the connections behind the first are never read (their first request
-# waits 30 s).  systemd/vram-swap does the same.
+# attach CONNECTIONS [nbd-client options]: nbd-client, and with several
+# connections the check systemd/vram-swap makes after it, taken from there
+# so the tests run the shipped code (nbd_attach, nbd_receivers_ready,
+# wait_detached).  It attaches again (up to three times) while the kernel
+# does not read each connection with a worker of its own: under TCG the
+# kernel is often too slow to start one per connection, the workqueue's
+# rescuer then runs their receive work one after another, and the
+# connections behind the first are never read (their first request waits
+# 30 s; docs/vm-tests.md, finding 9).  Its warnings go to the log.
+for f in nbd_attach nbd_receivers_ready wait_detached; do
+  eval "$(sed -n "/^$f() {/,/^}\$/p" /mnt/repo/systemd/vram-swap)"
+  declare -F $f >/dev/null ||
+    { echo "lib.sh: $f not found in systemd/vram-swap" >&2; exit 1; }
+done
+warn() { log "attach: $*"; }
 attach() {
-  local conns=$1 try i rc; shift
-  for try in 1 2 3; do
-    nbd-client -unix $SOCK $NBD -C "$conns" -b 4096 "$@" || return 1
-    ((conns > 1)) || return 0
-    rc=0; nbd_receivers_ready $NBD "$conns" || rc=$?
-    ((rc != 0)) || return 0
-    if ((rc == 1)); then
-      log "attach: a connection's receive work went to the nbd0-recv rescuer (try $try)"
-    else
-      log "attach: no kernel worker for every connection after 10 s (try $try)"
-    fi
-    if ((try < 3)); then
-      nbd-client -d $NBD >/dev/null || return 1
-      for ((i = 0; i < 40; i++)); do [[ -e /sys/block/nbd0/pid ]] || break; sleep 0.25; done
-    fi
-  done
-  return 0
+  local conns=$1; shift
+  nbd_attach $NBD "$conns" -unix $SOCK $NBD -C "$conns" -b 4096 "$@"
 }
 
 detach() { nbd-client -d $NBD; }
