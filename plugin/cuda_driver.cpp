@@ -13,10 +13,6 @@ namespace {
 // Every entry point we use has had its current signature since CUDA 12.0.
 constexpr int api_version = 12000;
 
-using GetProcAddressV2 = CUresult (*)(const char *, void **, int, cuuint64_t,
-                                      CUdriverProcAddressQueryResult *);
-using GetProcAddressV1 = CUresult (*)(const char *, void **, int, cuuint64_t);
-
 template <typename F> std::pair<const char *, void **> entry(const char *name, F &slot)
 {
   return {name, reinterpret_cast<void **>(&slot)};
@@ -49,8 +45,8 @@ std::unique_ptr<CudaDriver> CudaDriver::load(std::string &error)
     return nullptr;
   }
 
-  GetProcAddressV2 gpa2 = reinterpret_cast<GetProcAddressV2>(dlsym(handle, "cuGetProcAddress_v2"));
-  GetProcAddressV1 gpa1 = reinterpret_cast<GetProcAddressV1>(dlsym(handle, "cuGetProcAddress"));
+  auto gpa2 = reinterpret_cast<GetProcAddressV2>(dlsym(handle, "cuGetProcAddress_v2"));
+  auto gpa1 = reinterpret_cast<GetProcAddressV1>(dlsym(handle, "cuGetProcAddress"));
   if (!gpa2 && !gpa1) {
     error = path + " has no cuGetProcAddress: the NVIDIA driver is too old "
                    "(a driver for CUDA 12.0 or later is needed)";
@@ -60,6 +56,8 @@ std::unique_ptr<CudaDriver> CudaDriver::load(std::string &error)
 
   std::unique_ptr<CudaDriver> driver(new CudaDriver);
   driver->handle_ = handle;
+  driver->gpa2_ = gpa2;
+  driver->gpa1_ = gpa1;
   CudaApi &a = driver->api_;
   const std::pair<const char *, void **> entries[] = {
     entry("cuInit", a.Init),
@@ -90,21 +88,11 @@ std::unique_ptr<CudaDriver> CudaDriver::load(std::string &error)
     entry("cuEventSynchronize", a.EventSynchronize),
     entry("cuMemcpyHtoDAsync", a.MemcpyHtoDAsync),
     entry("cuMemcpyDtoHAsync", a.MemcpyDtoHAsync),
+    entry("cuMemcpy2DAsync", a.Memcpy2DAsync),
     entry("cuMemsetD8Async", a.MemsetD8Async),
   };
   const auto lookup = [&](const char *name, void **slot) {
-    *slot = nullptr;
-    CUresult r;
-    if (gpa2) {
-      CUdriverProcAddressQueryResult status{};
-      r = gpa2(name, slot, api_version, CU_GET_PROC_ADDRESS_LEGACY_STREAM, &status);
-      if (r == CUDA_SUCCESS && status != CU_GET_PROC_ADDRESS_SUCCESS)
-        r = CUDA_ERROR_NOT_FOUND;
-    } else {
-      r = gpa1(name, slot, api_version, CU_GET_PROC_ADDRESS_LEGACY_STREAM);
-    }
-    if (r != CUDA_SUCCESS)
-      *slot = nullptr;
+    *slot = driver->entry_point(name);
     return *slot != nullptr;
   };
   for (const auto &[name, slot] : entries) {
@@ -127,6 +115,21 @@ std::unique_ptr<CudaDriver> CudaDriver::load(std::string &error)
   for (const auto &[name, slot] : optional_entries)
     lookup(name, slot);
   return driver;
+}
+
+void *CudaDriver::entry_point(const char *name) const
+{
+  void *fn = nullptr;
+  CUresult r;
+  if (gpa2_) {
+    CUdriverProcAddressQueryResult status{};
+    r = gpa2_(name, &fn, api_version, CU_GET_PROC_ADDRESS_LEGACY_STREAM, &status);
+    if (r == CUDA_SUCCESS && status != CU_GET_PROC_ADDRESS_SUCCESS)
+      r = CUDA_ERROR_NOT_FOUND;
+  } else {
+    r = gpa1_(name, &fn, api_version, CU_GET_PROC_ADDRESS_LEGACY_STREAM);
+  }
+  return r == CUDA_SUCCESS ? fn : nullptr;
 }
 
 CUresult CudaDriver::init(unsigned timeout_s) const

@@ -43,6 +43,7 @@ struct CudaApi {
   decltype(&::cuEventSynchronize) EventSynchronize = nullptr;
   decltype(&::cuMemcpyHtoDAsync) MemcpyHtoDAsync = nullptr;
   decltype(&::cuMemcpyDtoHAsync) MemcpyDtoHAsync = nullptr;
+  decltype(&::cuMemcpy2DAsync) Memcpy2DAsync = nullptr;
   decltype(&::cuMemsetD8Async) MemsetD8Async = nullptr;
 
   // Virtual memory management, for allocation=lazy.  Optional: left null
@@ -75,6 +76,11 @@ public:
 
   const CudaApi &api() const { return api_; }
 
+  // Any other entry point, pinned to the same API version as the table
+  // (benchmarks and probes that try calls the plugin does not use);
+  // nullptr when the driver lacks it.
+  void *entry_point(const char *name) const;
+
   // cuInit, retried for up to `timeout_s` seconds while the driver reports
   // that it is not ready yet (early boot, driver being loaded).
   CUresult init(unsigned timeout_s) const;
@@ -89,6 +95,11 @@ public:
 private:
   CudaDriver() = default;
   CudaApi api_;
+  using GetProcAddressV2 = CUresult (*)(const char *, void **, int, cuuint64_t,
+                                        CUdriverProcAddressQueryResult *);
+  using GetProcAddressV1 = CUresult (*)(const char *, void **, int, cuuint64_t);
+  GetProcAddressV2 gpa2_ = nullptr;
+  GetProcAddressV1 gpa1_ = nullptr;
   // Never dlclose()d: the driver keeps threads and atexit handlers that
   // outlive any owner we could give it.
   void *handle_ = nullptr;

@@ -1,16 +1,20 @@
 #include "io_lane.hpp"
 
 #include "chunk_plan.hpp"
+#include "copy_shape.hpp"
 #include "cuda_error.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
 namespace vram {
 
-IoLane::IoLane(const CudaDriver &driver, uint64_t chunk_size)
-  : cu_(driver.api()), chunk_(chunk_size)
+IoLane::IoLane(const CudaDriver &driver, uint64_t chunk_size, ZeroSource zeroes)
+  : cu_(driver.api()), chunk_(chunk_size), zeroes_(zeroes)
 {
+  if (!zeroes_.data || zeroes_.size < copy_engine_min_1d)
+    throw std::runtime_error("the lane's source of zeroes is missing or too small");
   void *host = nullptr;
   CUresult r = cu_.MemHostAlloc(&host, 2 * chunk_, 0);
   if (r != CUDA_SUCCESS)
@@ -47,6 +51,30 @@ CUresult IoLane::drain(CUresult first_error)
   return first_error;
 }
 
+CUresult IoLane::enqueue_write(CUdeviceptr dst, const std::byte *src, uint64_t length)
+{
+  for (const CopyStep &step : copy_shape(length)) {
+    CUresult r;
+    if (step.rows == 1) {
+      r = cu_.MemcpyHtoDAsync(dst + step.offset, src + step.offset, step.length(), stream_.get());
+    } else {
+      CUDA_MEMCPY2D copy{};
+      copy.srcMemoryType = CU_MEMORYTYPE_HOST;
+      copy.srcHost = src + step.offset;
+      copy.srcPitch = step.width;
+      copy.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+      copy.dstDevice = dst + step.offset;
+      copy.dstPitch = step.width;
+      copy.WidthInBytes = step.width;
+      copy.Height = step.rows;
+      r = cu_.Memcpy2DAsync(&copy, stream_.get());
+    }
+    if (r != CUDA_SUCCESS)
+      return r;
+  }
+  return CUDA_SUCCESS;
+}
+
 CUresult IoLane::write(CUdeviceptr dst, const std::byte *src, uint64_t length)
 {
   const ChunkPlan plan(length, chunk_);
@@ -58,7 +86,7 @@ CUresult IoLane::write(CUdeviceptr dst, const std::byte *src, uint64_t length)
     if (i >= 2 && (r = cu_.EventSynchronize(done_[i % 2].get())) != CUDA_SUCCESS)
       return drain(r);
     std::memcpy(slot(i), src + c.offset, c.length);
-    if ((r = cu_.MemcpyHtoDAsync(dst + c.offset, slot(i), c.length, stream_.get())) != CUDA_SUCCESS)
+    if ((r = enqueue_write(dst + c.offset, slot(i), c.length)) != CUDA_SUCCESS)
       return drain(r);
     if (n > 2 && (r = cu_.EventRecord(done_[i % 2].get(), stream_.get())) != CUDA_SUCCESS)
       return drain(r);
@@ -109,7 +137,21 @@ CUresult IoLane::read(std::byte *dst, CUdeviceptr src, uint64_t length)
   return CUDA_SUCCESS;
 }
 
+// The source never changes, so every piece is queued at once and one
+// synchronisation covers them all.
 CUresult IoLane::zero(CUdeviceptr dst, uint64_t length)
+{
+  for (uint64_t done = 0; done < length;) {
+    const uint64_t n = std::min(zeroes_.size, length - done);
+    if (const CUresult r = enqueue_write(dst + done, zeroes_.data, n); r != CUDA_SUCCESS)
+      return drain(r);
+    done += n;
+  }
+  const CUresult r = cu_.StreamSynchronize(stream_.get());
+  return r == CUDA_SUCCESS ? r : drain(r);
+}
+
+CUresult IoLane::zero_bulk(CUdeviceptr dst, uint64_t length)
 {
   CUresult r = cu_.MemsetD8Async(dst, 0, length, stream_.get());
   if (r == CUDA_SUCCESS)

@@ -1,13 +1,25 @@
 #include "lane_pool.hpp"
 
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
 namespace vram {
 
 LanePool::LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size)
 {
+  const CudaApi &cu = driver.api();
+  void *host = nullptr;
+  if (const CUresult r = cu.MemHostAlloc(&host, zero_source_bytes, 0); r != CUDA_SUCCESS)
+    throw std::runtime_error("cannot allocate a pinned buffer of zeroes (" +
+                             std::to_string(zero_source_bytes) + " bytes): " + driver.describe(r));
+  zeroes_ = PinnedMemory(&cu, host);
+  std::memset(host, 0, zero_source_bytes);
+  const ZeroSource zeroes{static_cast<const std::byte *>(host), zero_source_bytes};
   lanes_.reserve(count);
   idle_.reserve(count);
   for (unsigned i = 0; i < count; ++i) {
-    lanes_.push_back(std::make_unique<IoLane>(driver, chunk_size));
+    lanes_.push_back(std::make_unique<IoLane>(driver, chunk_size, zeroes));
     idle_.push_back(lanes_.back().get());
   }
 }

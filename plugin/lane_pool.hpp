@@ -31,6 +31,11 @@ public:
   // Throws std::runtime_error if a lane cannot be created.
   LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size);
 
+  // The pinned zeroes every lane copies from: large enough that zeroing
+  // runs near the copy engine's bandwidth (about 45 GB/s in 2 MiB copies
+  // on the H200), small in pinned host memory.
+  static constexpr uint64_t zero_source_bytes = 1024 * 1024;
+
   Lease acquire();
   size_t size() const { return lanes_.size(); }
   IoLane &lane(size_t i) { return *lanes_[i]; }
@@ -38,6 +43,7 @@ public:
 private:
   void give_back(IoLane *lane);
 
+  PinnedMemory zeroes_; // before the lanes, which copy from it
   std::vector<std::unique_ptr<IoLane>> lanes_;
   std::mutex mutex_;
   std::condition_variable available_;

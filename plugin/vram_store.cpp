@@ -119,7 +119,7 @@ std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Confi
   // Privacy: VRAM may still hold another process's data.  (Lazy chunks
   // are zeroed as they are mapped.)
   if (store->memory_ &&
-      (r = store->pool_.lane(0).zero(store->memory_.get(), size)) != CUDA_SUCCESS)
+      (r = store->pool_.lane(0).zero_bulk(store->memory_.get(), size)) != CUDA_SUCCESS)
     throw StartupError(layout.gpu_label + ": zeroing the new VRAM allocation failed: " +
                        driver.describe(r));
   return store;
@@ -155,7 +155,7 @@ VramStore::~VramStore()
       (void)lazy_->unmap(c);
     });
   } else if (r == CUDA_SUCCESS) {
-    r = pool_.lane(0).zero(base_, size_);
+    r = pool_.lane(0).zero_bulk(base_, size_);
   }
   if (r != CUDA_SUCCESS)
     log_warning(gpu_label_ + ": could not zero VRAM before releasing it: " + driver_.describe(r));

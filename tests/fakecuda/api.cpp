@@ -364,6 +364,46 @@ FC_API CUresult cuMemcpyDtoHAsync_v2(void* dstHost, CUdeviceptr srcDevice, size_
   return r;
 }
 
+// Host to device and device to host, with pitches; the rest of what
+// CUDA_MEMCPY2D can describe (arrays, device to device) is not modelled.
+FC_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D* pCopy, CUstream hStream) {
+  const char* const api = __func__;
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) {
+    if (pCopy == nullptr) return CUDA_ERROR_INVALID_VALUE;
+    const CUDA_MEMCPY2D& c = *pCopy;
+    const bool htod = c.srcMemoryType == CU_MEMORYTYPE_HOST && c.dstMemoryType == CU_MEMORYTYPE_DEVICE;
+    const bool dtoh = c.srcMemoryType == CU_MEMORYTYPE_DEVICE && c.dstMemoryType == CU_MEMORYTYPE_HOST;
+    if (!htod && !dtoh) {
+      std::fprintf(stderr, "fakecuda: %s: only host-to-device and device-to-host copies are modelled\n", api);
+      return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    // Like the real driver: a pitch narrower than a row is an error.
+    if (c.WidthInBytes == 0 || c.Height == 0) return CUDA_SUCCESS;
+    if (c.srcPitch < c.WidthInBytes || c.dstPitch < c.WidthInBytes) return CUDA_ERROR_INVALID_VALUE;
+    Transfer t{htod ? TransferKind::HtoD : TransferKind::DtoH, 0, nullptr, 0, 0, api};
+    const std::size_t host_pitch = htod ? c.srcPitch : c.dstPitch;
+    const std::size_t dev_pitch = htod ? c.dstPitch : c.srcPitch;
+    const std::size_t host_x = htod ? c.srcXInBytes : c.dstXInBytes, host_y = htod ? c.srcY : c.dstY;
+    const std::size_t dev_x = htod ? c.dstXInBytes : c.srcXInBytes, dev_y = htod ? c.dstY : c.srcY;
+    void* host = htod ? const_cast<void*>(c.srcHost) : c.dstHost;
+    if (host == nullptr) return CUDA_ERROR_INVALID_VALUE;
+    t.host = static_cast<std::byte*>(host) + host_x + host_y * host_pitch;
+    t.dptr = (htod ? c.dstDevice : c.srcDevice) + dev_x + dev_y * dev_pitch;
+    t.rows = c.Height;
+    t.width = c.WidthInBytes;
+    t.host_pitch = host_pitch;
+    t.dev_pitch = dev_pitch;
+    t.bytes = (c.Height - 1) * dev_pitch + c.WidthInBytes;
+    return d.transfer(t, hStream, true);
+  });
+  if (pCopy != nullptr)
+    trace_call(__func__, r, "src=%s dst=%s width=%zu height=%zu stream=%p",
+               pCopy->srcMemoryType == CU_MEMORYTYPE_HOST ? "host" : "device",
+               pCopy->dstMemoryType == CU_MEMORYTYPE_HOST ? "host" : "device", pCopy->WidthInBytes,
+               pCopy->Height, static_cast<void*>(hStream));
+  return r;
+}
+
 FC_API CUresult cuMemsetD8_v2(CUdeviceptr dstDevice, unsigned char uc, size_t N) {
   const char* const api = __func__;
   const CUresult r = guarded(Gate::Device, [&](Driver& d) {

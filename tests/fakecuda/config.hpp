@@ -57,6 +57,8 @@ struct Config {
   std::string map_file;                    // empty: off
   std::string free_file;                   // FAKECUDA_FREE_FILE; empty: off
   std::uint64_t latency_us = 0;
+  std::uint64_t timeslice_us = 0;          // FAKECUDA_TIMESLICE_US
+  std::string timeslice_file;              // FAKECUDA_TIMESLICE_FILE; empty: off
   std::optional<std::uint64_t> alloc_fail_above;
   bool log = false;
   FaultConfig faults;

@@ -63,7 +63,7 @@ void Driver::reset() noexcept {
 
 Driver::Driver(Config config, std::uint64_t generation)
     : cfg_(std::move(config)), generation_(generation), faults_(cfg_.faults),
-      map_file_(cfg_.map_file), budget_(cfg_.free_file, configured_free(cfg_)) {
+      map_file_(cfg_.map_file), timeslice_file_(cfg_.timeslice_file), budget_(cfg_.free_file, configured_free(cfg_)) {
   // GPU i's region follows the regions of GPUs 0..i-1 in the backing file.
   std::uint64_t total = 0;
   for (const GpuConfig& g : cfg_.gpus) total += g.total;  // each <= 1T, at most 64: no overflow

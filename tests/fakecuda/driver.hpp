@@ -15,6 +15,7 @@
 #include "layout.hpp"
 #include "map_file.hpp"
 #include "stream.hpp"
+#include "timeslice.hpp"
 #include "vmm.hpp"
 
 #include <cuda.h>
@@ -73,6 +74,14 @@ struct Transfer {
   const char* api;      // for messages
   FaultPlan plan{};     // filled in when the copy is issued
   int device = -1;      // the issuing context's / stream's GPU (VMM access checks)
+  // Two-dimensional copies (cuMemcpy2DAsync): `rows` rows of `width`
+  // bytes, `host_pitch` and `dev_pitch` apart; `bytes` is then the device
+  // span, (rows - 1) * dev_pitch + width.  rows == 1: a plain copy.
+  std::size_t rows = 1;
+  std::size_t width = 0;
+  std::size_t host_pitch = 0;
+  std::size_t dev_pitch = 0;
+  bool time_sliced = false;  // see timeslice.hpp; set when issued
 };
 
 class Driver {
@@ -148,6 +157,8 @@ class Driver {
   std::uint64_t free_setting(int dev) { return budget_.current(dev); }
   CUresult check_range(const Transfer& t);
   CUresult execute(const Transfer& t, bool on_worker);
+  // The bytes of one row (or of a whole one-dimensional transfer).
+  CUresult move_bytes(const Transfer& t, bool on_worker);
   // Copies and memsets to a reserved (VMM) address: every byte must be
   // mapped with access for t.device. `issued`: checking at issue time (as
   // opposed to when it runs), for the message.
@@ -171,6 +182,7 @@ class Driver {
   const std::uint64_t generation_;
   FaultInjector faults_;
   MapFile map_file_;
+  TimesliceFile timeslice_file_;
   std::unique_ptr<Backing> backing_;
   std::vector<std::unique_ptr<Device>> devices_;
   FreeBudget budget_;

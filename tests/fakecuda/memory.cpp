@@ -172,6 +172,8 @@ CUresult Driver::transfer(Transfer t, CUstream stream, bool async) {
   }
   if (t.bytes != 0)
     if (CUresult r = check_range(t); r != CUDA_SUCCESS) return r;
+  t.time_sliced = time_sliced(t);
+  if (t.time_sliced) timeslice_file_.note(t);
   // Counted now, in the caller's order; applied when it executes.
   if (t.kind != TransferKind::Memset) t.plan = faults_.plan_copy();
   if (run_inline) return execute(t, false);
@@ -184,10 +186,27 @@ CUresult Driver::execute(const Transfer& t, bool on_worker) {
   // its copies can be caught reusing (or freeing) their host buffers.
   if (on_worker && cfg_.latency_us != 0 && faults_.sticky() == CUDA_SUCCESS)
     std::this_thread::sleep_for(std::chrono::microseconds(cfg_.latency_us));
+  // Another context's time slice, when the real driver would wait for one.
+  if (on_worker && t.time_sliced && cfg_.timeslice_us != 0)
+    std::this_thread::sleep_for(std::chrono::microseconds(cfg_.timeslice_us));
   if (CUresult s = faults_.sticky(); s != CUDA_SUCCESS) return s;
   if (t.kind != TransferKind::Memset)
     if (CUresult r = faults_.before_copy(t.plan, t.api); r != CUDA_SUCCESS) return r;
   if (t.bytes == 0) return CUDA_SUCCESS;
+  if (t.rows < 2) return move_bytes(t, on_worker);
+  // One copy, one fault plan: row by row.
+  for (std::size_t row = 0; row < t.rows; ++row) {
+    Transfer one = t;
+    one.rows = 1;
+    one.dptr = t.dptr + row * t.dev_pitch;
+    one.host = static_cast<std::byte*>(t.host) + row * t.host_pitch;
+    one.bytes = t.width;
+    if (CUresult r = move_bytes(one, on_worker); r != CUDA_SUCCESS) return r;
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult Driver::move_bytes(const Transfer& t, bool on_worker) {
   if (vmm_.va.in_window(t.dptr)) {
     const CUresult r = execute_vmm(t);
     if (on_worker)

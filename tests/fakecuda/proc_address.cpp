@@ -62,6 +62,7 @@ const Entry* find_entry(const char* symbol) {
       {"cuMemcpyDtoH", fn_ptr(&cuMemcpyDtoH_v2)},
       {"cuMemcpyHtoDAsync", fn_ptr(&cuMemcpyHtoDAsync_v2)},
       {"cuMemcpyDtoHAsync", fn_ptr(&cuMemcpyDtoHAsync_v2)},
+      {"cuMemcpy2DAsync", fn_ptr(&cuMemcpy2DAsync_v2)},
       {"cuMemsetD8", fn_ptr(&cuMemsetD8_v2)},
       {"cuMemsetD8Async", fn_ptr(&cuMemsetD8Async)},
       {"cuMemGetAllocationGranularity", fn_ptr(&cuMemGetAllocationGranularity)},
