@@ -3,11 +3,19 @@
 # another process's work on the GPU (bench/gpu_load.py), in one run,
 # printing ratios.  See docs/benchmarks.md, "Beside other GPU work".
 #
+#   bench/contention.sh plugin OUTDIR  the plugin through nbdkit, quiet and
+#                                      beside each load: 4 KiB writes, reads
+#                                      and 50/50 at 1 and 16 connections,
+#                                      4 KiB zeroes and trims, 1 MiB 50/50
+#                                      at 4 connections
 #   bench/contention.sh probe OUTDIR   one GPU operation of each kind,
 #                                      quiet and beside each load (copy-probe)
 #
 # Environment: LOADS (default "matmul:8192 matmul:2048 game"), PYTHON
-# (one with PyTorch, default python3), VRAM_BUILD_DIR.
+# (one with PyTorch, default python3), VRAM_BUILD_DIR, NBDKIT, LOADGEN,
+# PLUGINS ("NAME=PATH ...", default "vram=$VRAM_PLUGIN": several builds
+# compared in the same run, each beside the same load), SIZE (4G), SPAN
+# (1G), DURATION (seconds a point, 3).
 set -euo pipefail
 mode=${1:?usage: bench/contention.sh probe|plugin OUTDIR}
 out=${2:?usage: bench/contention.sh probe|plugin OUTDIR}
@@ -66,5 +74,91 @@ for op, n in ops:
 PY
   exit 0
 fi
-echo "contention.sh: unknown mode $mode" >&2
-exit 2
+[[ $mode == plugin ]] || { echo "contention.sh: unknown mode $mode (plugin or probe)" >&2; exit 2; }
+
+PLUGINS=${PLUGINS:-vram=$VRAM_PLUGIN}
+SIZE=${SIZE:-4G}
+SPAN=${SPAN:-1G}
+DURATION=${DURATION:-3}
+sock=$(mktemp -u /tmp/vram-contention.XXXXXX.sock)
+results=$out/results.jsonl
+: >"$results"
+server=
+serve() { # name plugin
+  rm -f "$sock" "$sock.pid"
+  "$NBDKIT" -f -U "$sock" -P "$sock.pid" "$2" "size=$SIZE" >>"$out/$1-server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 300); do [[ -s $sock.pid ]] && return 0; kill -0 $server 2>/dev/null || break; sleep 0.1; done
+  echo "contention.sh: $1 did not start:" >&2; cat "$out/$1-server.log" >&2; exit 1
+}
+stop_server() { kill "$server"; wait "$server" 2>/dev/null || true; }
+measure() { # label loadgen-args...
+  local label=$1; shift
+  "$LOADGEN" "nbd+unix:///?socket=$sock" --label "$label" --span "$SPAN" --duration "$DURATION" "$@" |
+    tee -a "$results"
+}
+matrix() { # prefix
+  local p=$1 c
+  for c in 1 16; do
+    measure "$p/4k-write-c$c" --connections $c --read-pct 0
+    measure "$p/4k-read-c$c" --connections $c --read-pct 100
+    measure "$p/4k-randrw-c$c" --connections $c --read-pct 50
+  done
+  measure "$p/4k-zero-c1" --connections 1 --read-pct 0 --write-as zero
+  measure "$p/4k-trim-c1" --connections 1 --read-pct 0 --write-as trim
+  measure "$p/1m-randrw-c4" --connections 4 --read-pct 50 --bs 1M
+}
+
+# Each load once; every build measured beside it in turn.
+for load in quiet $LOADS; do
+  [[ $load == quiet ]] || start_load "$load"
+  for entry in $PLUGINS; do
+    name=${entry%%=*}
+    serve "$name" "${entry#*=}"
+    matrix "$name/$load"
+    stop_server
+  done
+  if [[ $load != quiet ]]; then stop_load; tail -1 "$out/load-${load//:/-}.log"; fi
+done
+
+"$PYTHON" - "$results" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+by = {r["label"]: r for r in rows}
+names = list(dict.fromkeys(r["label"].split("/")[0] for r in rows))
+loads = [l for l in dict.fromkeys(r["label"].split("/")[1] for r in rows) if l != "quiet"]
+work = list(dict.fromkeys(r["label"].split("/")[2] for r in rows))
+for load in loads:
+    print(f"\nbeside {load}: ops/s (p50 us), and the ratio to quiet")
+    print(f"{'workload':<16}" + "".join(f"{n + ' quiet':>22}{n + ' beside':>22}{'ratio':>7}" for n in names))
+    for w in work:
+        line = f"{w:<16}"
+        for n in names:
+            q, b = by.get(f"{n}/quiet/{w}"), by.get(f"{n}/{load}/{w}")
+            if not q or not b:
+                line += f"{'-':>51}"
+                continue
+            line += (f"{q['ops_per_s']:>12.0f} ({q['lat_us_p50']:>6.1f}){b['ops_per_s']:>12.0f} "
+                     f"({b['lat_us_p50']:>6.1f}){b['ops_per_s'] / q['ops_per_s']:>7.3f}")
+        print(line)
+# The issue's targets, for the first build named (the one under test).
+n = names[0]
+def r(load, w, key):
+    return by[f"{n}/{load}/{w}"][key] / by[f"{n}/quiet/{w}"][key]
+print(f"\ntargets for {n}:")
+for load in loads:
+    checks = [("4k-write-c1 p50", r(load, "4k-write-c1", "lat_us_p50"), "<=", 1.5),
+              ("4k-randrw-c1 ops", r(load, "4k-randrw-c1", "ops_per_s"), ">=", 0.7),
+              ("4k-randrw-c16 ops", r(load, "4k-randrw-c16", "ops_per_s"), ">=", 0.7),
+              ("4k-zero-c1 p50", r(load, "4k-zero-c1", "lat_us_p50"), "<=", 1.5),
+              ("4k-trim-c1 p50", r(load, "4k-trim-c1", "lat_us_p50"), "<=", 1.5)]
+    for what, v, op, bound in checks:
+        ok = v <= bound if op == "<=" else v >= bound
+        print(f"  beside {load:<12} {what:<18} {v:6.3f} (target {op} {bound}) {'met' if ok else 'MISSED'}")
+if len(names) > 1:
+    print(f"\nquiet, {names[0]} against {names[1]} (ops/s ratio):")
+    for w in work:
+        a, b = by.get(f"{names[0]}/quiet/{w}"), by.get(f"{names[1]}/quiet/{w}")
+        if a and b:
+            print(f"  {w:<16}{a['ops_per_s'] / b['ops_per_s']:>7.3f}")
+PY

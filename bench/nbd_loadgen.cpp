@@ -5,7 +5,7 @@
 //   nbd-loadgen URI [--connections N] [--qd N] [--bs BYTES]
 //                   [--pattern rand|seq] [--read-pct P] [--duration S]
 //                   [--sporadic-ms MS] [--span BYTES] [--prefill]
-//                   [--verify] [--label TEXT]
+//                   [--verify] [--write-as write|zero|trim] [--label TEXT]
 //
 // --qd 1 (the default) uses libnbd's synchronous calls; deeper queues use
 //   its asynchronous API.
@@ -14,6 +14,8 @@
 // --prefill writes the whole span once before measuring, so servers that
 //   keep unwritten blocks sparse (nbdkit-memory-plugin) are measured on
 //   data, as the vram plugin always is.
+// --write-as zero|trim sends zero or trim requests where the mix has a
+//   write (with --read-pct 0: only zeroes or trims); not with --verify.
 // --verify implies --prefill: every block carries a pattern derived from
 //   its offset and a per-block generation; writes bump the generation,
 //   reads check it.  Mismatches are counted and make the exit status 1.
@@ -74,7 +76,30 @@ struct Options {
   std::string label;
   bool prefill = false;
   bool verify = false;
+  enum class WriteAs { write, zero, trim } write_as = WriteAs::write;
 };
+
+// The request a mix's write becomes.
+int sync_write(const Options &o, nbd_handle *h, const void *buf, uint64_t offset)
+{
+  switch (o.write_as) {
+  case Options::WriteAs::zero: return nbd_zero(h, o.bs, offset, 0);
+  case Options::WriteAs::trim: return nbd_trim(h, o.bs, offset, 0);
+  case Options::WriteAs::write: break;
+  }
+  return nbd_pwrite(h, buf, o.bs, offset, 0);
+}
+
+int64_t async_write(const Options &o, nbd_handle *h, const void *buf, uint64_t offset,
+                    nbd_completion_callback cb)
+{
+  switch (o.write_as) {
+  case Options::WriteAs::zero: return nbd_aio_zero(h, o.bs, offset, cb, 0);
+  case Options::WriteAs::trim: return nbd_aio_trim(h, o.bs, offset, cb, 0);
+  case Options::WriteAs::write: break;
+  }
+  return nbd_aio_pwrite(h, buf, o.bs, offset, cb, 0);
+}
 
 // Every 8-byte word of a block depends on the block and its generation.
 void fill(uint64_t *words, size_t n, uint64_t slot, uint32_t gen)
@@ -167,7 +192,7 @@ struct Worker {
       prepare(q);
       q.issued = clock_type::now();
       const int rc = q.read ? nbd_pread(h, q.buf.data(), o.bs, q.slot * o.bs, 0)
-                            : nbd_pwrite(h, q.buf.data(), o.bs, q.slot * o.bs, 0);
+                            : sync_write(o, h, q.buf.data(), q.slot * o.bs);
       q.error = rc == -1 ? (nbd_get_errno() ? nbd_get_errno() : EIO) : 0;
       finish(q);
     }
@@ -204,7 +229,7 @@ struct Worker {
           nbd_completion_callback cb{completed, &q, nullptr};
           const int64_t cookie =
             q.read ? nbd_aio_pread(h, q.buf.data(), o.bs, q.slot * o.bs, cb, 0)
-                   : nbd_aio_pwrite(h, q.buf.data(), o.bs, q.slot * o.bs, cb, 0);
+                   : async_write(o, h, q.buf.data(), q.slot * o.bs, cb);
           if (cookie == -1) die(std::string("aio: ") + nbd_get_error());
           ++outstanding;
         }
@@ -244,6 +269,13 @@ int main(int argc, char **argv)
     else if (a == "--label") o.label = next();
     else if (a == "--prefill") o.prefill = true;
     else if (a == "--verify") o.verify = o.prefill = true;
+    else if (a == "--write-as") {
+      const std::string v = next();
+      if (v == "write") o.write_as = Options::WriteAs::write;
+      else if (v == "zero") o.write_as = Options::WriteAs::zero;
+      else if (v == "trim") o.write_as = Options::WriteAs::trim;
+      else die("--write-as takes write, zero or trim, not " + v);
+    }
     else if (o.uri.empty() && a.rfind("--", 0) != 0) o.uri = a;
     else die("unknown option " + a);
   }
@@ -266,6 +298,7 @@ int main(int argc, char **argv)
 
   std::vector<uint32_t> generation(o.verify ? slots : 0);
   std::vector<uint8_t> in_flight(o.verify ? slots : 0);
+  if (o.verify && o.write_as != Options::WriteAs::write) die("--verify needs --write-as write");
   if (o.prefill) {
     std::vector<uint64_t> block(o.bs / 8, 0x5a5a5a5a5a5a5a5aULL);
     for (uint64_t s = 0; s < slots; ++s) {
@@ -304,10 +337,11 @@ int main(int argc, char **argv)
   }
   const double ops = static_cast<double>(reads + writes);
   std::printf("{\"label\": \"%s\", \"connections\": %u, \"qd\": %u, \"bs\": %" PRIu64
-              ", \"pattern\": \"%s\", \"read_pct\": %u, \"sporadic_ms\": %g, \"duration_s\": %.3f, "
+              ", \"pattern\": \"%s\", \"read_pct\": %u, \"write_as\": \"%s\", \"sporadic_ms\": %g, \"duration_s\": %.3f, "
               "\"ops\": %.0f, \"ops_per_s\": %.0f, \"mb_per_s\": %.1f, \"lat_us_p50\": %.1f, "
               "\"lat_us_p99\": %.1f, \"lat_us_p999\": %.1f, \"verified\": %s, \"mismatches\": %" PRIu64 "}\n",
               o.label.c_str(), o.connections, o.qd, o.bs, o.random ? "rand" : "seq", o.read_pct,
+              o.write_as == Options::WriteAs::zero ? "zero" : o.write_as == Options::WriteAs::trim ? "trim" : "write",
               o.sporadic_ms, elapsed, ops, ops / elapsed, ops * static_cast<double>(o.bs) / elapsed / 1e6,
               percentile(all, 50), percentile(all, 99), percentile(all, 99.9),
               o.verify ? "true" : "false", mismatches);

@@ -35,8 +35,10 @@ struct CopyStep {
 // every byte exactly (where they overlap, both write the same source
 // bytes).  Every step is one-dimensional of at least copy_engine_min_1d
 // bytes, or two-dimensional; the one exception is a single byte, which no
-// shape of two rows can hold (the kernel never writes one: the export's
-// minimum block size is 512).
+// shape of two rows can hold.  (IoLane::write lets the last piece of a
+// split write take the byte before it along; what is left is a write of
+// one byte, or one whose last byte falls alone into a new lazy chunk, and
+// the kernel sends neither: the export's minimum block size is 512.)
 struct CopyShape {
   std::array<CopyStep, 2> steps{};
   unsigned count = 0;

@@ -81,7 +81,14 @@ CUresult IoLane::write(CUdeviceptr dst, const std::byte *src, uint64_t length)
   const uint64_t n = plan.count();
   CUresult r;
   for (uint64_t i = 0; i < n; ++i) {
-    const Chunk c = plan[i];
+    Chunk c = plan[i];
+    // A last piece of one byte has no copy-engine shape: it takes the byte
+    // before it along, written again with the same value after the piece
+    // that wrote it (one stream: in order).
+    if (c.length == 1 && c.offset > 0) {
+      c.offset -= 1;
+      c.length = 2;
+    }
     // Slot i%2 was last used by chunk i-2: wait until the GPU has read it.
     if (i >= 2 && (r = cu_.EventSynchronize(done_[i % 2].get())) != CUDA_SUCCESS)
       return drain(r);

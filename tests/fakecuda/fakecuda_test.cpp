@@ -84,6 +84,7 @@ struct Api {
   FC_FN(cuMemcpyDtoHAsync_v2);
   FC_FN(cuMemcpyHtoD_v2);
   FC_FN(cuMemcpyDtoH_v2);
+  FC_FN(cuMemcpy2DAsync_v2);
   FC_FN(cuMemsetD8Async);
   FC_FN(cuMemsetD8_v2);
   FC_FN(cuGetProcAddress_v2);
@@ -160,6 +161,7 @@ struct Api {
     FC_LOAD(cuMemcpyDtoHAsync_v2, "cuMemcpyDtoHAsync_v2");
     FC_LOAD(cuMemcpyHtoD_v2, "cuMemcpyHtoD_v2");
     FC_LOAD(cuMemcpyDtoH_v2, "cuMemcpyDtoH_v2");
+    FC_LOAD(cuMemcpy2DAsync_v2, "cuMemcpy2DAsync_v2");
     FC_LOAD(cuMemsetD8Async, "cuMemsetD8Async");
     FC_LOAD(cuMemsetD8_v2, "cuMemsetD8_v2");
     FC_LOAD(cuGetProcAddress_v2, "cuGetProcAddress_v2");
@@ -219,6 +221,7 @@ const std::vector<std::pair<const char*, const char*>> kProcTable = {
     {"cuMemcpyDtoH", "cuMemcpyDtoH_v2"},
     {"cuMemcpyHtoDAsync", "cuMemcpyHtoDAsync_v2"},
     {"cuMemcpyDtoHAsync", "cuMemcpyDtoHAsync_v2"},
+    {"cuMemcpy2DAsync", "cuMemcpy2DAsync_v2"},
     {"cuMemsetD8", "cuMemsetD8_v2"},
     {"cuMemsetD8Async", "cuMemsetD8Async"},
     {"cuMemGetAllocationGranularity", "cuMemGetAllocationGranularity"},
@@ -652,6 +655,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSetting{"NotKeyValue", "FAKECUDA_GPUS", "name", "not key=value"},
                       BadSetting{"DuplicatePci", "FAKECUDA_GPUS", "pci=0000:01:00.0;pci=01:00.0", "same pci"},
                       BadSetting{"Latency", "FAKECUDA_LATENCY_US", "soon", "FAKECUDA_LATENCY_US"},
+                      BadSetting{"Timeslice", "FAKECUDA_TIMESLICE_US", "2ms", "FAKECUDA_TIMESLICE_US"},
                       BadSetting{"FailMode", "FAKECUDA_FAIL_MODE", "sometimes", "FAKECUDA_FAIL_MODE"},
                       BadSetting{"FailCopy", "FAKECUDA_FAIL_COPY", "-1", "FAKECUDA_FAIL_COPY"},
                       BadSetting{"FailCode", "FAKECUDA_FAIL_CODE", "CUDA_ERROR_BOGUS", "FAKECUDA_FAIL_CODE"},
@@ -1047,6 +1051,148 @@ TEST_F(FakeCuda, StreamRunsInOrderAndDestroyDrains) {
   EXPECT_EQ(0, std::memcmp(mid.data(), out.data() + 3000, mid.size()));
   EXPECT_EQ(0xaa, out[4000]);
   EXPECT_EQ(0xaa, out[4 * MiB - 1]);
+}
+
+// Two rows of `width` bytes, back to back on both sides (the plugin's
+// small-write shape), or with other pitches.
+CUDA_MEMCPY2D htod_2d(CUdeviceptr dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
+                      std::size_t width, std::size_t rows) {
+  CUDA_MEMCPY2D c{};
+  c.srcMemoryType = CU_MEMORYTYPE_HOST;
+  c.srcHost = src;
+  c.srcPitch = src_pitch;
+  c.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  c.dstDevice = dst;
+  c.dstPitch = dst_pitch;
+  c.WidthInBytes = width;
+  c.Height = rows;
+  return c;
+}
+
+TEST_F(FakeCuda, Memcpy2DCopiesRowsWithTheirPitches) {
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_LATENCY_US", "2000"}});
+  use_device(0);
+  const CUdeviceptr d = alloc(1 * MiB);
+  CUstream s = stream();
+  const auto src = pattern(4096, 9);
+  std::vector<unsigned char> out(8192);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8Async(d, 0xee, 8192, s));
+  // Contiguous: 2 rows of 2048 bytes are the page as it is.
+  const CUDA_MEMCPY2D whole = htod_2d(d, 2048, src.data(), 2048, 2048, 2);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpy2DAsync_v2(&whole, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(out.data(), d, out.size(), s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  EXPECT_EQ(0, std::memcmp(out.data(), src.data(), 4096));
+  EXPECT_EQ(0xee, out[4096]);
+  // Pitched: 4 rows of 100 bytes, 1000 apart on the device, 100 apart on
+  // the host; the gaps keep what they held; and back again, device to host.
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8Async(d, 0xee, 8192, s));
+  const CUDA_MEMCPY2D pitched = htod_2d(d + 7, 1000, src.data(), 100, 100, 4);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpy2DAsync_v2(&pitched, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(out.data(), d, out.size(), s));
+  std::vector<unsigned char> back(400);
+  CUDA_MEMCPY2D down{};
+  down.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+  down.srcDevice = d + 7;
+  down.srcPitch = 1000;
+  down.dstMemoryType = CU_MEMORYTYPE_HOST;
+  down.dstHost = back.data();
+  down.dstPitch = 100;
+  down.WidthInBytes = 100;
+  down.Height = 4;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpy2DAsync_v2(&down, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  for (std::size_t row = 0; row < 4; ++row) {
+    EXPECT_EQ(0, std::memcmp(out.data() + 7 + row * 1000, src.data() + row * 100, 100)) << row;
+    EXPECT_EQ(0xee, out[7 + row * 1000 + 100]) << row;
+  }
+  EXPECT_EQ(0xee, out[6]);
+  EXPECT_EQ(0, std::memcmp(back.data(), src.data(), 400));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+}
+
+TEST_F(FakeCuda, Memcpy2DChecksItsArguments) {
+  init({{"FAKECUDA_GPUS", "total=64M"}});
+  use_device(0);
+  const CUdeviceptr d = alloc(1 * MiB);
+  CUstream s = stream();
+  const auto src = pattern(4096, 3);
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpy2DAsync_v2(nullptr, s));
+  const CUDA_MEMCPY2D narrow = htod_2d(d, 1000, src.data(), 10, 100, 2);
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpy2DAsync_v2(&narrow, s));
+  // The last row past the end of the allocation.
+  const CUDA_MEMCPY2D past = htod_2d(d + 1 * MiB - 2048, 2048, src.data(), 2048, 2048, 2);
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemcpy2DAsync_v2(&past, s));
+  CUDA_MEMCPY2D dtod = htod_2d(d, 2048, src.data(), 2048, 2048, 2);
+  dtod.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+  dtod.srcDevice = d + 8192;
+  EXPECT_EQ(CUDA_ERROR_NOT_SUPPORTED, cu().cuMemcpy2DAsync_v2(&dtod, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+}
+
+TEST_F(FakeCuda, Memcpy2DIsOneCopyForFaultInjection) {
+  // The second copy fails: a 2D copy of 64 rows counts as one.
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_FAIL_COPY", "2"}});
+  use_device(0);
+  const CUdeviceptr d = alloc(1 * MiB);
+  CUstream s = stream();
+  const auto src = pattern(4096, 4);
+  const CUDA_MEMCPY2D rows = htod_2d(d, 64, src.data(), 64, 64, 64);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpy2DAsync_v2(&rows, s));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpy2DAsync_v2(&rows, s));
+  EXPECT_NE(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+}
+
+TEST_F(FakeCuda, Memcpy2DIntoVmmMappings) {
+  init({{"FAKECUDA_GPUS", "total=64M"}});
+  use_device(0);
+  const std::size_t chunk = 2 * MiB;
+  const CUdeviceptr va = reserve(2 * chunk);
+  // Two chunks; the copy's rows straddle their boundary.
+  map_rw(va, chunk, create(chunk));
+  map_rw(va + chunk, chunk, create(chunk));
+  CUstream s = stream();
+  const auto src = pattern(4096, 5);
+  const CUDA_MEMCPY2D rows = htod_2d(va + chunk - 2048 - 16, 2048, src.data(), 2048, 2048, 2);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpy2DAsync_v2(&rows, s));
+  std::vector<unsigned char> out(4096);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(out.data(), va + chunk - 2048 - 16, 4096, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  EXPECT_EQ(0, std::memcmp(out.data(), src.data(), 4096));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+}
+
+// FAKECUDA_TIMESLICE_FILE: what the real driver would queue behind another
+// context's kernels (timeslice.hpp), one line each; nothing else.
+TEST_F(FakeCuda, TimesliceFileNamesTheOperationsThatWouldWait) {
+  const std::string file = path("timeslice");
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_TIMESLICE_FILE", file}});
+  use_device(0);
+  const CUdeviceptr d = alloc(1 * MiB);
+  CUstream s = stream();
+  const auto src = pattern(64 * 1024, 6);
+  std::vector<unsigned char> out(64 * 1024);
+  // Would not wait: 32 KiB and more in one row, two rows of any size,
+  // device to host.
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(d, src.data(), 32 * 1024, s));
+  const CUDA_MEMCPY2D two_rows = htod_2d(d, 2048, src.data(), 2048, 2048, 2);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpy2DAsync_v2(&two_rows, s));
+  const CUDA_MEMCPY2D two_bytes = htod_2d(d, 1, src.data(), 1, 1, 2);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpy2DAsync_v2(&two_bytes, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoHAsync_v2(out.data(), d, 4096, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  EXPECT_EQ("", read_file(file));
+  // Would wait: a small one-row copy (1D or 2D), any memset.
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(d, src.data(), 4096, s));
+  const CUDA_MEMCPY2D one_row = htod_2d(d, 4096, src.data(), 4096, 4096, 1);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpy2DAsync_v2(&one_row, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemsetD8Async(d, 0, 1 * MiB, s));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  EXPECT_EQ("cuMemcpyHtoDAsync_v2 bytes=4096\ncuMemcpy2DAsync_v2 bytes=4096\ncuMemsetD8Async bytes=1048576\n",
+            read_file(file));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
 }
 
 TEST_F(FakeCuda, EventsAndContextSynchronize) {

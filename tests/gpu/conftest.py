@@ -94,3 +94,28 @@ def verify(*args, timeout=1800):
 def size_of(text):
     m = re.search(r"serving [^(]*\((\d+) bytes\)", text)
     return int(m.group(1)) if m else None
+
+
+LOAD = Path(__file__).resolve().parents[2] / "bench" / "gpu_load.py"
+
+
+@pytest.fixture
+def compute_job():
+    """Another process computing on the GPU (bf16 8192 x 8192 products in a
+    loop, bench/gpu_load.py), running until the test ends.  Skipped where
+    python3 has no PyTorch with CUDA."""
+    probe = subprocess.run([sys.executable, "-c", "import torch; assert torch.cuda.is_available()"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("no PyTorch with CUDA for the compute job: " + probe.stderr.strip()[-200:])
+    job = subprocess.Popen([sys.executable, "-u", str(LOAD), "matmul", "8192"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = job.stdout.readline()
+    if line.strip() != "ready":
+        job.kill()
+        pytest.fail(f"the compute job did not start: {line}{job.stdout.read()}")
+    yield job
+    assert job.poll() is None, "the compute job ended before the test did"
+    job.terminate()
+    out, _ = job.communicate(timeout=60)
+    print(f"compute job: {out.strip()}")

@@ -16,7 +16,13 @@
 # reqtime: bench/request_time.sh (a 4 KiB request's time in the plugin and
 # outside it, both plugins, both thread settings);
 # fio: bench/crosscheck_fio.sh with the fio that make-carry.sh packed
-# (WITH_FIO=1).
+# (WITH_FIO=1);
+# contention: bench/contention.sh plugin (quiet against beside another
+# process's GPU work), this build and, where make-carry.sh packed one
+# (OLD_PLUGIN=), an earlier build in the same run; CONTENTION_PROBE=1 adds
+# bench/contention.sh probe (one GPU operation of each kind);
+# ab: bench/compare.sh for this build and the earlier one, alternating,
+# twice each, and the ratios of every figure (quiet).
 set -uo pipefail
 what=${1:-all}
 top=$PWD
@@ -128,5 +134,48 @@ SH
   PATH=/tmp/fio/bin:$PATH NBDKIT=$VRAM_NBDKIT FILTER_DIR=$VRAM_NBDKIT_FILTERDIR \
     MEMORY_PLUGIN=$memory_plugin \
     bash bench/crosscheck_fio.sh "$out/fio" 2>&1 | tee "$out/fio.log"
+fi
+old_plugin=$c/old/nbdkit-vram-plugin.so
+if [[ $what == contention ]]; then
+  plugins="new=$VRAM_BUILD_DIR/plugin/nbdkit-vram-plugin.so"
+  [[ -f $old_plugin ]] && plugins+=" old=$old_plugin"
+  NBDKIT=$VRAM_NBDKIT PLUGINS=$plugins bash bench/contention.sh plugin "$out/contention" 2>&1 |
+    tee "$out/contention.log"
+  rc=${PIPESTATUS[0]}
+  if [[ ${CONTENTION_PROBE:-} == 1 ]]; then
+    bash bench/contention.sh probe "$out/probe" 2>&1 | tee "$out/probe.log"
+  fi
+fi
+if [[ $what == ab ]]; then
+  [[ -f $old_plugin ]] || { echo "device-run.sh ab: no earlier build (make-carry.sh with OLD_PLUGIN=)"; exit 1; }
+  for round in 1 2; do
+    for v in new old; do
+      plugin=$VRAM_BUILD_DIR/plugin/nbdkit-vram-plugin.so
+      [[ $v == old ]] && plugin=$old_plugin
+      echo "--- $v (round $round)"
+      NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$memory_plugin VRAM_PLUGIN=$plugin \
+        bash bench/compare.sh "$out/ab-$v-$round" | tail -12
+    done
+  done 2>&1 | tee "$out/ab.log"
+  python3 - "$out" <<'PY' | tee -a "$out/ab.log"
+import json, sys
+from pathlib import Path
+def load(v):
+    rows = {}
+    for f in sorted(Path(sys.argv[1]).glob(f"ab-{v}-*/results.jsonl")):
+        for l in open(f):
+            r = json.loads(l)
+            if r["label"].startswith("vram/") and "ops_per_s" in r:
+                rows.setdefault(r["label"][5:], []).append(r)
+    return rows
+new, old = load("new"), load("old")
+mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)
+print(f"{'workload':<20}{'new ops/s':>12}{'old ops/s':>12}{'new/old':>9}{'new p50':>9}{'old p50':>9}")
+for w in new:
+    if w in old:
+        a, b = mean(new[w], "ops_per_s"), mean(old[w], "ops_per_s")
+        print(f"{w:<20}{a:>12.0f}{b:>12.0f}{a / b:>9.3f}{mean(new[w], 'lat_us_p50'):>9.1f}"
+              f"{mean(old[w], 'lat_us_p50'):>9.1f}")
+PY
 fi
 exit "$rc"

@@ -10,6 +10,10 @@
 # (80 MB unpacked; the tool carries 64 MiB at most), for
 # `device-run.sh fio`: the load generator's cross-check on a machine with
 # more than 2 cores.
+#
+# OLD_PLUGIN=PATH packs an earlier build of the plugin as
+# .carry/old/nbdkit-vram-plugin.so, for `device-run.sh ab` and
+# `contention` (this build against that one, in the same run).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$top/build}
@@ -22,7 +26,11 @@ for d in "$carry"/debs/*.deb; do dpkg -x "$d" "$carry/root"; done
 rm -rf "$carry/debs" "$carry/root/usr/share/doc" "$carry/root/usr/share/man"
 cp "$build/plugin/nbdkit-vram-plugin.so" "$carry/build/plugin/"
 cp "$build/tests/gpu/nbd-verify" "$carry/build/tests/gpu/"
-cp "$build/bench/nbd-loadgen" "$build/bench/core-bench" "$carry/build/bench/"
+cp "$build/bench/nbd-loadgen" "$build/bench/core-bench" "$build/bench/copy-probe" "$carry/build/bench/"
+if [[ -n ${OLD_PLUGIN:-} ]]; then
+  mkdir -p "$carry/old"
+  cp "$OLD_PLUGIN" "$carry/old/nbdkit-vram-plugin.so"
+fi
 mkdir -p "$carry/build/filters/integrity"
 cp "$build/filters/integrity/nbdkit-integrity-filter.so" "$carry/build/filters/integrity/"
 if [[ ${WITH_FIO:-} == 1 ]]; then

@@ -2,8 +2,10 @@
 // where Python's libnbd bindings are not available (the GPU machine).
 //
 //   nbd-verify random URI [--connections N] [--ops N] [--seed S] [--span BYTES]
-//       Random writes of many sizes and alignments, each through one of N
-//       connections, then every byte read back through a different
+//                         [--zero-pct P]
+//       Random writes of many sizes and alignments (and with --zero-pct, P%
+//       zeroes and trims) through N connections at once, each in its own
+//       slice of the span, then every byte read back through a different
 //       connection and compared with a host-side shadow copy.
 //
 //   nbd-verify semantics URI
@@ -93,7 +95,10 @@ void fill_pattern(std::vector<uint64_t> &buf, uint64_t seed, uint64_t offset)
   for (size_t w = 0; w < buf.size(); ++w) buf[w] = pattern_word(seed, offset + w * 8);
 }
 
-int run_random(const std::string &uri, unsigned conns, uint64_t ops, uint64_t seed, uint64_t span)
+// Each connection works in its own slice of the span, all at once, so
+// requests really are concurrent and no two race on one byte.
+int run_random(const std::string &uri, unsigned conns, uint64_t ops, uint64_t seed, uint64_t span,
+               unsigned zero_pct)
 {
   auto writers = connect_all(uri, conns);
   Nbd reader = connect(uri);
@@ -108,23 +113,44 @@ int run_random(const std::string &uri, unsigned conns, uint64_t ops, uint64_t se
       die(std::string("initial read: ") + nbd_get_error());
   }
 
-  std::mt19937_64 rng(seed);
-  static const uint64_t sizes[] = {1, 7, 512, 4096, 4097, 65536, 131072 + 3, 1 << 20, 4 << 20};
-  std::vector<uint8_t> buf;
-  for (uint64_t i = 0; i < ops; ++i) {
-    uint64_t len = sizes[rng() % (sizeof sizes / sizeof *sizes)];
-    if (rng() % 4 == 0) len = 1 + rng() % (256 << 10);
-    len = std::min(len, span);
-    uint64_t off = rng() % (span - len + 1);
-    if (rng() % 2) off &= ~uint64_t{4095};
-    if (off + len > span) off = span - len;
-    buf.resize(len);
-    for (auto &b : buf) b = static_cast<uint8_t>(rng());
-    nbd_handle *h = writers[i % conns].get();
-    if (nbd_pwrite(h, buf.data(), len, off, 0) == -1)
-      die("write " + std::to_string(len) + "@" + std::to_string(off) + ": " + nbd_get_error());
-    std::memcpy(shadow.data() + off, buf.data(), len);
-  }
+  const uint64_t slice = span / conns;
+  std::atomic<uint64_t> zeroes{0}, trims{0};
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < conns; ++t)
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(seed * 1000 + t);
+      static const uint64_t sizes[] = {1, 2, 3, 7, 512, 4096, 4097, 28 << 10, (32 << 10) - 1,
+                                       65536, 131072 + 3, 1 << 20, (1 << 20) + 1, 4 << 20};
+      const uint64_t base = t * slice;
+      std::vector<uint8_t> buf;
+      nbd_handle *h = writers[t].get();
+      for (uint64_t i = t; i < ops; i += conns) {
+        uint64_t len = sizes[rng() % (sizeof sizes / sizeof *sizes)];
+        if (rng() % 4 == 0) len = 1 + rng() % (256 << 10);
+        len = std::min(len, slice);
+        uint64_t off = rng() % (slice - len + 1);
+        if (rng() % 2) off &= ~uint64_t{4095};
+        if (off + len > slice) off = slice - len;
+        off += base;
+        const bool clear = rng() % 100 < zero_pct;
+        if (clear) {
+          const bool trim = rng() % 2;
+          const int rc = trim ? nbd_trim(h, len, off, 0) : nbd_zero(h, len, off, 0);
+          if (rc == -1)
+            die(std::string(trim ? "trim " : "zero ") + std::to_string(len) + "@" +
+                std::to_string(off) + ": " + nbd_get_error());
+          std::memset(shadow.data() + off, 0, len);
+          ++(trim ? trims : zeroes);
+          continue;
+        }
+        buf.resize(len);
+        for (auto &b : buf) b = static_cast<uint8_t>(rng() | 1); // no zero bytes
+        if (nbd_pwrite(h, buf.data(), len, off, 0) == -1)
+          die("write " + std::to_string(len) + "@" + std::to_string(off) + ": " + nbd_get_error());
+        std::memcpy(shadow.data() + off, buf.data(), len);
+      }
+    });
+  for (auto &th : threads) th.join();
   for (auto &w : writers)
     if (nbd_flush(w.get(), 0) == -1) die(std::string("flush: ") + nbd_get_error());
 
@@ -140,8 +166,9 @@ int run_random(const std::string &uri, unsigned conns, uint64_t ops, uint64_t se
       return 1;
     }
   }
-  std::printf("random: %" PRIu64 " writes over %" PRIu64 " bytes through %u connections, "
-              "read back through another: all bytes match\n", ops, span, conns);
+  std::printf("random: %" PRIu64 " requests (%" PRIu64 " zeroes, %" PRIu64 " trims) over %" PRIu64
+              " bytes through %u connections at once, read back through another: "
+              "all bytes match\n", ops, zeroes.load(), trims.load(), span, conns);
   return 0;
 }
 
@@ -262,7 +289,7 @@ int main(int argc, char **argv)
     return 2;
   }
   const std::string mode = argv[1], uri = argv[2];
-  uint64_t conns = 4, ops = 2000, seed = 1, span = 0, bytes = 0, block = 1 << 20;
+  uint64_t conns = 4, ops = 2000, seed = 1, span = 0, bytes = 0, block = 1 << 20, zero_pct = 0;
   for (int i = 3; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--connections") conns = arg_u64(i, argc, argv);
@@ -271,11 +298,14 @@ int main(int argc, char **argv)
     else if (a == "--span") span = arg_u64(i, argc, argv);
     else if (a == "--bytes") bytes = arg_u64(i, argc, argv);
     else if (a == "--block") block = arg_u64(i, argc, argv);
+    else if (a == "--zero-pct") zero_pct = arg_u64(i, argc, argv);
     else die("unknown option " + a);
   }
-  if (conns == 0 || block == 0 || block % 8) die("bad --connections or --block");
+  if (conns == 0 || block == 0 || block % 8 || zero_pct > 100)
+    die("bad --connections, --block or --zero-pct");
   if (mode == "semantics") return run_semantics(uri);
-  if (mode == "random") return run_random(uri, static_cast<unsigned>(conns), ops, seed, span);
+  if (mode == "random") return run_random(uri, static_cast<unsigned>(conns), ops, seed, span,
+                                           static_cast<unsigned>(zero_pct));
   if (mode == "soak") {
     if (!bytes) die("soak needs --bytes");
     return run_soak(uri, static_cast<unsigned>(conns), bytes, block, seed);

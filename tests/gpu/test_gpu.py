@@ -151,3 +151,17 @@ def test_lazy_semantics_and_random_integrity(vram_server):
     r = verify("random", s.uri, "--connections", 8, "--ops", 4000, "--span", GiB)
     assert r.returncode == 0, r.stderr
     assert "all bytes match" in r.stdout
+
+
+@pytest.mark.parametrize("params", [("chunk-size=64K",), ("allocation=lazy", "lazy-chunk=2M")],
+                         ids=["eager", "lazy"])
+def test_beside_a_compute_job_writes_zeroes_trims_read_back_exactly(vram_server, compute_job,
+                                                                     params):
+    """The copy-engine paths (two-row small writes, zeroes copied from
+    pinned memory) while another process's kernels hold the GPU."""
+    s = vram_server("size=4G", *params)
+    r = verify("random", s.uri, "--connections", 8, "--ops", 6000, "--span", GiB,
+               "--zero-pct", 30)
+    assert r.returncode == 0, r.stderr
+    assert "all bytes match" in r.stdout
+    assert verify("semantics", s.uri).returncode == 0
