@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 #include <vector>
@@ -299,4 +300,47 @@ TEST_F(StoreTest, StickyFailureDuringAPipelinedReadReturnsNoData)
   std::vector<std::byte> back(64 * KiB);
   EXPECT_EQ(s.read(back.data(), back.size(), 0).errnum, EIO);
   EXPECT_TRUE(s.failed());
+}
+
+// Zeroes come from a 1 MiB pinned buffer, in as many copies as a range
+// needs; small and odd-sized writes go as two-row copies.  None of it is
+// an operation the real driver would queue behind other programs' kernels
+// (the fake records those in FAKECUDA_TIMESLICE_FILE).
+TEST_F(StoreTest, WritesAndZeroesOfEveryShapeStayOnTheCopyEngines)
+{
+  const std::string timesliced = (dir_ / "timesliced").string();
+  setenv("FAKECUDA_TIMESLICE_FILE", timesliced.c_str(), 1);
+  VramStore &s = open({{"size", "16M"}, {"chunk-size", "4K"}});
+  unsetenv("FAKECUDA_TIMESLICE_FILE");
+  const auto lines = [&] {
+    std::vector<std::string> v;
+    std::ifstream in(timesliced);
+    for (std::string l; std::getline(in, l);)
+      v.push_back(l);
+    return v;
+  };
+  const size_t at_start = lines().size(); // the allocation's one memset
+  EXPECT_LE(at_start, 1u);
+  std::mt19937_64 rng(5);
+  std::vector<std::byte> shadow(s.size());
+  const auto fill = random_bytes(rng, s.size());
+  ASSERT_TRUE(s.write(fill.data(), fill.size(), 0));
+  shadow = fill;
+  const std::pair<uint64_t, uint64_t> zeroes[] = {
+    {3, 1}, {4096, 2}, {10000, 4097}, {1 * MiB - 5, 3 * MiB + 11}, {9 * MiB + 1, 32 * KiB - 1}};
+  for (const auto &[off, n] : zeroes) {
+    ASSERT_TRUE(s.zero(n, off)) << off;
+    std::fill_n(shadow.begin() + static_cast<long>(off), n, std::byte{0});
+  }
+  for (uint64_t n : {2u, 3u, 4097u, 8191u, 12289u, 40961u}) {
+    const uint64_t off = rng() % (s.size() - n);
+    const auto data = random_bytes(rng, n);
+    ASSERT_TRUE(s.write(data.data(), n, off));
+    std::copy(data.begin(), data.end(), shadow.begin() + static_cast<long>(off));
+  }
+  EXPECT_EQ(vram_contents(0, s.size()), shadow);
+  std::vector<std::string> during = lines();
+  during.erase(during.begin(), during.begin() + static_cast<long>(at_start));
+  // The one-byte zero at offset 3 is the one exception.
+  EXPECT_EQ(during, std::vector<std::string>{"cuMemcpyHtoDAsync_v2 bytes=1"});
 }
