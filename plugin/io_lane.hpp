@@ -39,8 +39,9 @@ public:
   CUresult write(CUdeviceptr dst, const std::byte *src, uint64_t length);
   CUresult read(std::byte *dst, CUdeviceptr src, uint64_t length);
   CUresult zero(CUdeviceptr dst, uint64_t length);
-  // A memset: several thousand times faster than zero() for a whole
-  // export, but it waits for other programs' time slices on the GPU.  For
+  // A memset: some 50 times faster than zero() for large ranges (64 MiB
+  // in 25 us on the H200, against 1.2 ms), but it waits for other
+  // programs' time slices on the GPU.  For
   // the zeroing at allocation and at shutdown, never for a request.
   CUresult zero_bulk(CUdeviceptr dst, uint64_t length);
 
