@@ -27,7 +27,9 @@ const char *const config_help =
   "lazy-chunk=<SIZE>         allocation=lazy: unit of VRAM mapped and released (2M).\n"
   "lazy-spare=<N>            allocation=lazy: chunks of VRAM created ahead of need\n"
   "                          (default: 8M worth, 1 to 4; 0: none).\n"
-  "status-file=<PATH>        Keep the size and VRAM held in this file (KEY=VALUE).\n";
+  "status-file=<PATH>        Keep the size and VRAM held in this file (KEY=VALUE).\n"
+  "share-gpu=auto|yes|no     Keep swap fast beside other programs' GPU work: yes\n"
+  "                          (always), no (never), auto (once one is seen, default).\n";
 
 namespace {
 
@@ -75,6 +77,11 @@ std::string_view to_string(WaitMode w)
 std::string_view to_string(Allocation a)
 {
   return a == Allocation::lazy ? "lazy" : "eager";
+}
+
+std::string_view to_string(ShareGpu s)
+{
+  return s == ShareGpu::yes ? "yes" : s == ShareGpu::no ? "no" : "auto";
 }
 
 std::string_view to_string(SwapSafety s)
@@ -180,6 +187,15 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
     config_.lazy_chunk = v;
   } else if (key == "lazy-spare") {
     config_.lazy_spare = parse_unsigned_param(key, value, 0, 64);
+  } else if (key == "share-gpu") {
+    if (value == "auto") config_.share_gpu = ShareGpu::automatic;
+    else if (value == "yes") config_.share_gpu = ShareGpu::yes;
+    else if (value == "no") config_.share_gpu = ShareGpu::no;
+    else
+      throw ConfigError("share-gpu=" + std::string(value) +
+                        ": expected 'auto' (default: the fastest copies until another "
+                        "program is seen computing on the GPU), 'yes' (always the copies "
+                        "other programs cannot delay) or 'no'");
   } else if (key == "status-file") {
     if (value.empty() || value.front() != '/')
       throw ConfigError("status-file=" + std::string(value) +
@@ -189,7 +205,7 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
     throw ConfigError("unknown parameter '" + std::string(key) +
                       "': accepted parameters are size, reserve, step, min-size, "
                       "device, lanes, chunk-size, swap-safety, init-timeout, wait, "
-                      "allocation, lazy-chunk, lazy-spare, status-file "
+                      "allocation, lazy-chunk, lazy-spare, status-file, share-gpu "
                       "(see nbdkit-vram-plugin(1))");
   }
 }

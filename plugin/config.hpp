@@ -35,6 +35,12 @@ enum class WaitMode { automatic, spin, yield, block };
 // the chunk holds data (lazy, CUDA virtual memory management).
 enum class Allocation { eager, lazy };
 
+// Whether requests use only copy-engine shapes, which other programs'
+// kernels on the GPU cannot delay (yes), the fastest shapes alone (no), or
+// the fastest until another program is seen computing (auto, default; see
+// shared_gpu.hpp).
+enum class ShareGpu { automatic, yes, no };
+
 struct Config {
   SizeRequest size;
   std::optional<uint64_t> reserve;  // default depends on the GPU (display)
@@ -50,6 +56,7 @@ struct Config {
   uint64_t lazy_chunk;              // allocation=lazy: VRAM is mapped in these units
   std::optional<unsigned> lazy_spare; // allocation=lazy: chunks created ahead; default by chunk
   std::string status_file;          // empty: none
+  ShareGpu share_gpu = ShareGpu::automatic;
 };
 
 // lanes= when not given: nbdkit runs up to 16 requests per connection at
@@ -79,5 +86,6 @@ private:
 std::string_view to_string(SwapSafety s);
 std::string_view to_string(WaitMode w);
 std::string_view to_string(Allocation a);
+std::string_view to_string(ShareGpu s);
 
 } // namespace vram

@@ -10,8 +10,9 @@
 
 namespace vram {
 
-IoLane::IoLane(const CudaDriver &driver, uint64_t chunk_size, ZeroSource zeroes)
-  : cu_(driver.api()), chunk_(chunk_size), zeroes_(zeroes)
+IoLane::IoLane(const CudaDriver &driver, uint64_t chunk_size, ZeroSource zeroes,
+               SharedGpuDetector &shared)
+  : cu_(driver.api()), chunk_(chunk_size), zeroes_(zeroes), shared_(shared)
 {
   if (!zeroes_.data || zeroes_.size < copy_engine_min_1d)
     throw std::runtime_error("the lane's source of zeroes is missing or too small");
@@ -51,8 +52,11 @@ CUresult IoLane::drain(CUresult first_error)
   return first_error;
 }
 
-CUresult IoLane::enqueue_write(CUdeviceptr dst, const std::byte *src, uint64_t length)
+CUresult IoLane::enqueue_write(CUdeviceptr dst, const std::byte *src, uint64_t length,
+                               bool engines_only)
 {
+  if (!engines_only)
+    return cu_.MemcpyHtoDAsync(dst, src, length, stream_.get());
   for (const CopyStep &step : copy_shape(length)) {
     CUresult r;
     if (step.rows == 1) {
@@ -77,6 +81,8 @@ CUresult IoLane::enqueue_write(CUdeviceptr dst, const std::byte *src, uint64_t l
 
 CUresult IoLane::write(CUdeviceptr dst, const std::byte *src, uint64_t length)
 {
+  const auto issued = SharedGpuDetector::Clock::now();
+  const bool engines_only = shared_.copy_engines_only(issued);
   const ChunkPlan plan(length, chunk_);
   const uint64_t n = plan.count();
   CUresult r;
@@ -93,7 +99,7 @@ CUresult IoLane::write(CUdeviceptr dst, const std::byte *src, uint64_t length)
     if (i >= 2 && (r = cu_.EventSynchronize(done_[i % 2].get())) != CUDA_SUCCESS)
       return drain(r);
     std::memcpy(slot(i), src + c.offset, c.length);
-    if ((r = enqueue_write(dst + c.offset, slot(i), c.length)) != CUDA_SUCCESS)
+    if ((r = enqueue_write(dst + c.offset, slot(i), c.length, engines_only)) != CUDA_SUCCESS)
       return drain(r);
     if (n > 2 && (r = cu_.EventRecord(done_[i % 2].get(), stream_.get())) != CUDA_SUCCESS)
       return drain(r);
@@ -101,6 +107,12 @@ CUresult IoLane::write(CUdeviceptr dst, const std::byte *src, uint64_t length)
   // The write is acknowledged only once it is in VRAM.
   if ((r = cu_.StreamSynchronize(stream_.get())) != CUDA_SUCCESS)
     return drain(r);
+  // A small write on the fast path is the probe: one that waited tells of
+  // another program's time slice.
+  if (!engines_only && length < copy_engine_min_1d) {
+    const auto done = SharedGpuDetector::Clock::now();
+    shared_.observe(done - issued, done);
+  }
   return CUDA_SUCCESS;
 }
 
@@ -144,13 +156,24 @@ CUresult IoLane::read(std::byte *dst, CUdeviceptr src, uint64_t length)
   return CUDA_SUCCESS;
 }
 
-// The source never changes, so every piece is queued at once and one
-// synchronisation covers them all.
+// Beside another program: copies from the pinned zeroes, all queued at
+// once (the source never changes), one synchronisation.  Alone: a memset,
+// timed like a small write up to a lazy chunk's size (a memset that
+// waited tells of another program too).
 CUresult IoLane::zero(CUdeviceptr dst, uint64_t length)
 {
+  const auto issued = SharedGpuDetector::Clock::now();
+  if (!shared_.copy_engines_only(issued)) {
+    const CUresult r = zero_bulk(dst, length);
+    if (r == CUDA_SUCCESS && length <= zero_probe_max) {
+      const auto done = SharedGpuDetector::Clock::now();
+      shared_.observe(done - issued, done);
+    }
+    return r;
+  }
   for (uint64_t done = 0; done < length;) {
     const uint64_t n = std::min(zeroes_.size, length - done);
-    if (const CUresult r = enqueue_write(dst + done, zeroes_.data, n); r != CUDA_SUCCESS)
+    if (const CUresult r = enqueue_write(dst + done, zeroes_.data, n, true); r != CUDA_SUCCESS)
       return drain(r);
     done += n;
   }

@@ -3,14 +3,17 @@
 // copies one slot, the CPU fills or drains the other.  Lanes are created
 // before serving and reused; nothing is allocated in the I/O path.
 //
-// Every operation a request issues runs on a copy engine, so that another
-// program computing on the GPU cannot delay it (copy_shape.hpp): small
-// writes go as two-row copies, and zeroes are copied from a pinned buffer
-// of zeroes rather than set with a memset.
+// Beside another program computing on the GPU (SharedGpuDetector), every
+// operation a request issues runs on a copy engine, which that program's
+// kernels cannot delay (copy_shape.hpp): small writes go as two-row
+// copies, and zeroes are copied from a pinned buffer of zeroes.  Alone on
+// the GPU, the faster one-row copies and memsets, timed so that a program
+// that starts computing is noticed.
 #pragma once
 
 #include "cuda_driver.hpp"
 #include "cuda_handles.hpp"
+#include "shared_gpu.hpp"
 
 #include <array>
 #include <cstddef>
@@ -28,7 +31,8 @@ struct ZeroSource {
 class IoLane {
 public:
   // Throws std::runtime_error with a message when a resource cannot be had.
-  IoLane(const CudaDriver &driver, uint64_t chunk_size, ZeroSource zeroes);
+  IoLane(const CudaDriver &driver, uint64_t chunk_size, ZeroSource zeroes,
+         SharedGpuDetector &shared);
 
   IoLane(const IoLane &) = delete;
   IoLane &operator=(const IoLane &) = delete;
@@ -41,22 +45,28 @@ public:
   CUresult zero(CUdeviceptr dst, uint64_t length);
   // A memset: some 50 times faster than zero() for large ranges (64 MiB
   // in 25 us on the H200, against 1.2 ms), but it waits for other
-  // programs' time slices on the GPU.  For
-  // the zeroing at allocation and at shutdown, never for a request.
+  // programs' time slices on the GPU.  zero() uses it alone on the GPU;
+  // the store, to zero a whole eager allocation at start and shutdown.
   CUresult zero_bulk(CUdeviceptr dst, uint64_t length);
 
   CUstream stream() const { return stream_.get(); }
 
+  // Zeroes up to this long, done with a memset alone on the GPU, are timed
+  // (10 us for 2 MiB on the H200; longer ones take long on their own).
+  static constexpr uint64_t zero_probe_max = 2 * 1024 * 1024;
+
 private:
   std::byte *slot(uint64_t i) const;
   CUresult drain(CUresult first_error);
-  // Queues the copy of `length` bytes to VRAM in the shape copy_shape()
-  // gives.
-  CUresult enqueue_write(CUdeviceptr dst, const std::byte *src, uint64_t length);
+  // Queues the copy of `length` bytes to VRAM: one row, or with
+  // `engines_only` in the shape copy_shape() gives.
+  CUresult enqueue_write(CUdeviceptr dst, const std::byte *src, uint64_t length,
+                         bool engines_only);
 
   const CudaApi &cu_;
   uint64_t chunk_;
   ZeroSource zeroes_;
+  SharedGpuDetector &shared_;
   PinnedMemory staging_;
   Stream stream_;
   std::array<Event, 2> done_;

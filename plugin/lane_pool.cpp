@@ -6,7 +6,8 @@
 
 namespace vram {
 
-LanePool::LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size)
+LanePool::LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size, ShareGpu share)
+  : shared_(share)
 {
   const CudaApi &cu = driver.api();
   void *host = nullptr;
@@ -19,7 +20,7 @@ LanePool::LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size
   lanes_.reserve(count);
   idle_.reserve(count);
   for (unsigned i = 0; i < count; ++i) {
-    lanes_.push_back(std::make_unique<IoLane>(driver, chunk_size, zeroes));
+    lanes_.push_back(std::make_unique<IoLane>(driver, chunk_size, zeroes, shared_));
     idle_.push_back(lanes_.back().get());
   }
 }

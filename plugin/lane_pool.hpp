@@ -29,7 +29,7 @@ public:
   };
 
   // Throws std::runtime_error if a lane cannot be created.
-  LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size);
+  LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size, ShareGpu share);
 
   // The pinned zeroes every lane copies from: large enough that a long
   // zero, copied in pieces of this size queued back to back, runs near
@@ -39,12 +39,14 @@ public:
 
   Lease acquire();
   size_t size() const { return lanes_.size(); }
+  const SharedGpuDetector &shared() const { return shared_; }
   IoLane &lane(size_t i) { return *lanes_[i]; }
 
 private:
   void give_back(IoLane *lane);
 
-  PinnedMemory zeroes_; // before the lanes, which copy from it
+  SharedGpuDetector shared_; // before the lanes, which use them
+  PinnedMemory zeroes_;
   std::vector<std::unique_ptr<IoLane>> lanes_;
   std::mutex mutex_;
   std::condition_variable available_;

@@ -52,7 +52,11 @@ std::string StatusReporter::status_text(const VramStore &store, const std::strin
                    static_cast<unsigned long long>(store.lazy_chunk()),
                    static_cast<unsigned long long>(store.held()),
                    static_cast<unsigned long long>(store.spare())) +
-         "state=" + (store.failed() ? "failed" : "serving") + "\n";
+         "state=" + (store.failed() ? "failed" : "serving") + "\n" +
+         "share_gpu=" + std::string(to_string(store.share_gpu())) + "\n" +
+         strformat("shared_gpu_detections=%llu\n",
+                   static_cast<unsigned long long>(store.shared_gpu_detections())) +
+         "sharing_now=" + (store.sharing_now() ? "yes" : "no") + "\n";
 }
 
 StatusReporter::StatusReporter(const VramStore &store, Settings settings)
@@ -91,9 +95,12 @@ void StatusReporter::tick(bool final)
   const uint64_t held = store_.held();
   const uint64_t spare = store_.spare();
   const bool failed = store_.failed();
+  const uint64_t detections = store_.shared_gpu_detections();
+  const bool sharing = store_.sharing_now();
   if (!settings_.status_file.empty() && !final &&
       (!have_written_ || held != written_held_ || spare != written_spare_ ||
-       failed != written_failed_)) {
+       failed != written_failed_ || detections != written_detections_ ||
+       sharing != written_sharing_)) {
     const std::string error =
       write_file_atomically(settings_.status_file, status_text(store_, settings_.gpu_label));
     if (error.empty()) {
@@ -101,6 +108,8 @@ void StatusReporter::tick(bool final)
       written_held_ = held;
       written_spare_ = spare;
       written_failed_ = failed;
+      written_detections_ = detections;
+      written_sharing_ = sharing;
     } else if (!write_error_logged_) {
       write_error_logged_ = true;
       log_warning("status-file=: " + error + " (will keep trying)");

@@ -47,6 +47,8 @@ private:
   bool have_logged_ = false;
   uint64_t written_held_ = 0, written_spare_ = 0, logged_held_ = 0;
   bool written_failed_ = false;
+  uint64_t written_detections_ = 0;
+  bool written_sharing_ = false;
   std::chrono::steady_clock::time_point last_log_{};
   bool write_error_logged_ = false;
   std::jthread thread_; // last: started once the rest is initialised

@@ -62,6 +62,14 @@ public:
   uint64_t lazy_chunk() const { return lazy_ ? lazy_->chunk_size() : 0; }
   size_t lanes() const { return pool_.size(); }
   uint64_t chunk_size() const { return chunk_size_; }
+  // share-gpu=, how often another program's GPU work has been seen, and
+  // whether requests use only copy-engine shapes now.
+  ShareGpu share_gpu() const { return pool_.shared().mode(); }
+  uint64_t shared_gpu_detections() const { return pool_.shared().detections(); }
+  bool sharing_now() const
+  {
+    return pool_.shared().copy_engines_only(SharedGpuDetector::Clock::now());
+  }
 
   IoStatus read(void *buf, uint64_t count, uint64_t offset);
   IoStatus write(const void *buf, uint64_t count, uint64_t offset);

@@ -153,15 +153,23 @@ def test_lazy_semantics_and_random_integrity(vram_server):
     assert "all bytes match" in r.stdout
 
 
-@pytest.mark.parametrize("params", [("chunk-size=64K",), ("allocation=lazy", "lazy-chunk=2M")],
-                         ids=["eager", "lazy"])
+@pytest.mark.parametrize("params", [("chunk-size=64K", "share-gpu=yes"),
+                                    ("allocation=lazy", "lazy-chunk=2M", "share-gpu=yes"),
+                                    ("chunk-size=64K", "share-gpu=auto")],
+                         ids=["eager-yes", "lazy-yes", "eager-auto"])
 def test_beside_a_compute_job_writes_zeroes_trims_read_back_exactly(vram_server, compute_job,
-                                                                     params):
+                                                                     params, tmp_path):
     """The copy-engine paths (two-row small writes, zeroes copied from
-    pinned memory) while another process's kernels hold the GPU."""
-    s = vram_server("size=4G", *params)
+    pinned memory) while another process's kernels hold the GPU; with
+    share-gpu=auto, the switch to them once the job is noticed."""
+    status = tmp_path / "status"
+    s = vram_server("size=4G", *params, f"status-file={status}")
     r = verify("random", s.uri, "--connections", 8, "--ops", 6000, "--span", GiB,
                "--zero-pct", 30)
     assert r.returncode == 0, r.stderr
     assert "all bytes match" in r.stdout
     assert verify("semantics", s.uri).returncode == 0
+    st = _status(status)
+    print(f"status: {st}")
+    if "share-gpu=auto" in params:
+        assert int(st["shared_gpu_detections"]) >= 1, st

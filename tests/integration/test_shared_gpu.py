@@ -5,16 +5,21 @@ and device-to-device copies wait for the time slice of any other program
 running kernels (2.5 ms each beside large matrix products on an H200),
 while larger copies, device-to-host copies and two-row copies run on a copy
 engine and do not.  The fake driver names every operation the real one
-would make wait in FAKECUDA_TIMESLICE_FILE.  Through writes, reads, zeroes
-and trims of every size and alignment, over several connections, eager and
-lazy, the plugin must issue none, and every byte must read back right.
+would make wait in FAKECUDA_TIMESLICE_FILE, and with FAKECUDA_TIMESLICE_US
+makes each wait that long.
+
+With share-gpu=yes, through writes, reads, zeroes and trims of every size
+and alignment, over several connections, eager and lazy, the plugin must
+issue none, and every byte must read back right.  With share-gpu=auto (the
+default) it uses the faster one-row copies and memsets until one of them
+waits, and then none for a while.
 """
 import random
 import threading
 
 import pytest
 
-from .helpers import KiB, MiB, assert_same, read_export
+from .helpers import KiB, MiB, assert_same, read_export, wait_until
 
 SIZE = 32 * MiB
 CONNECTIONS = 4
@@ -27,9 +32,9 @@ LENGTHS = [2, 3, 511, 512, 1000, 4095, 4096, 4097, 8192, 28 * KiB, 32 * KiB - 1,
            32 * KiB + 1, 256 * KiB - 3, 256 * KiB + 4096, 1 * MiB, 1 * MiB + 7, 2 * MiB + 4096 + 3]
 
 MODES = {
-    "eager": ("allocation=eager",),
-    "eager-small-pieces": ("allocation=eager", "chunk-size=4K"),
-    "lazy": ("allocation=lazy", "lazy-chunk=2M"),
+    "eager": ("allocation=eager", "share-gpu=yes"),
+    "eager-small-pieces": ("allocation=eager", "chunk-size=4K", "share-gpu=yes"),
+    "lazy": ("allocation=lazy", "lazy-chunk=2M", "share-gpu=yes"),
 }
 
 
@@ -96,10 +101,71 @@ def test_a_one_byte_write_is_the_one_exception(vram, connect, tmp_path):
     """No two-row shape holds one byte; the kernel never writes one (the
     minimum block size is 512).  The fake sees it: the check above can fail."""
     ts = tmp_path / "timesliced"
-    server = vram("size=16M", "allocation=lazy", env={"FAKECUDA_TIMESLICE_FILE": str(ts)})
+    server = vram("size=16M", "allocation=lazy", "share-gpu=yes",
+                  env={"FAKECUDA_TIMESLICE_FILE": str(ts)})
     h = connect(server)
     h.pwrite(b"\x01" * 4096, 0)  # maps the chunk
     before = timesliced(ts)
     h.pwrite(b"\x07", 100)
     assert timesliced(ts)[len(before):] == ["cuMemcpyHtoDAsync_v2 bytes=1"]
     assert h.pread(3, 99) == b"\x01\x07\x01"
+
+
+def read_status(path):
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def test_auto_takes_the_fast_path_alone(vram, connect, tmp_path):
+    """The first request of each kind on a quiet GPU: a one-row copy, a
+    memset (later ones too, unless a thread of this machine's loses its CPU
+    twice in 100 ms)."""
+    for first in ("write", "zero"):
+        ts = tmp_path / f"timesliced-{first}"
+        status = tmp_path / f"status-{first}"
+        server = vram("size=16M", f"status-file={status}", name=first,
+                      env={"FAKECUDA_TIMESLICE_FILE": str(ts)})
+        h = connect(server)
+        before = timesliced(ts)
+        if first == "write":
+            h.pwrite(b"\x05" * 4096, 0)
+            assert timesliced(ts)[len(before):] == ["cuMemcpyHtoDAsync_v2 bytes=4096"]
+            assert h.pread(4096, 0) == b"\x05" * 4096
+        else:
+            h.zero(4096, 8192)
+            assert timesliced(ts)[len(before):] == ["cuMemsetD8Async bytes=4096"]
+        assert read_status(status)["share_gpu"] == "auto"
+
+
+@pytest.mark.parametrize("mode", ["eager", "lazy"])
+def test_auto_keeps_off_the_time_sliced_path_once_another_program_is_seen(vram, connect, tmp_path,
+                                                                         mode):
+    """Each fast-path operation waits 50 ms (another program's time slice,
+    as the fake models it).  Two of them: for the next second at least,
+    nothing the plugin does may wait, and the status file says another
+    program was seen."""
+    ts = tmp_path / "timesliced"
+    status = tmp_path / "status"
+    server = vram("size=16M", f"allocation={mode}", f"status-file={status}",
+                  env={"FAKECUDA_TIMESLICE_FILE": str(ts), "FAKECUDA_TIMESLICE_US": "50000"})
+    h = connect(server)
+    before = timesliced(ts)
+    # Eager: two writes.  Lazy: the first maps its chunk, zeroing it with a
+    # memset, then writes: two.  The second write waits for nothing.
+    h.pwrite(b"\x07" * 4096, 4096)
+    h.pwrite(b"\x08" * 4096, 12288)
+    assert len(timesliced(ts)[len(before):]) == 2, timesliced(ts)[len(before):]
+    seen = timesliced(ts)
+    for i in range(5):
+        h.pwrite(bytes([i + 1]) * 512, 65536 + i * 512)
+        h.zero(4097, 131072 + i * 8192)
+        h.trim(4096, 1 * MiB + i * 4096)
+        h.pwrite(bytes([i + 1]) * 4096, 3 * MiB + i * 4096)  # lazy: a new chunk
+    assert timesliced(ts) == seen
+    assert h.pread(512, 65536 + 4 * 512) == b"\x05" * 512
+    assert h.pread(8192, 4096) == b"\x07" * 4096 + b"\x00" * 4096
+    assert h.pread(4096, 3 * MiB + 4096) == b"\x02" * 4096
+
+    def detected():
+        st = read_status(status) if status.exists() else {}
+        return int(st.get("shared_gpu_detections", "0")) >= 1
+    wait_until(detected, timeout=10, what="the status file to count the detection")

@@ -37,6 +37,7 @@ protected:
     std::filesystem::create_directories(dir_);
     memory_file_ = (dir_ / "vram").string();
     for (const char *v : {"FAKECUDA_GPUS", "FAKECUDA_LATENCY_US", "FAKECUDA_FAIL_COPY",
+                          "FAKECUDA_TIMESLICE_FILE", "FAKECUDA_TIMESLICE_US",
                           "FAKECUDA_FAIL_MODE", "FAKECUDA_ALLOC_FAIL_ABOVE",
                           "FAKECUDA_TRIGGER_FILE", "FAKECUDA_FAIL_EVERY"})
       unsetenv(v);
@@ -306,11 +307,54 @@ TEST_F(StoreTest, StickyFailureDuringAPipelinedReadReturnsNoData)
 // needs; small and odd-sized writes go as two-row copies.  None of it is
 // an operation the real driver would queue behind other programs' kernels
 // (the fake records those in FAKECUDA_TIMESLICE_FILE).
+std::vector<std::string> read_lines(const std::string &path)
+{
+  std::vector<std::string> v;
+  std::ifstream in(path);
+  for (std::string l; std::getline(in, l);)
+    v.push_back(l);
+  return v;
+}
+
+// share-gpu=auto: the fast one-row copies alone on the GPU; once one of
+// them waited for another program's time slice (the fake's
+// FAKECUDA_TIMESLICE_US), the copy engines only.
+TEST_F(StoreTest, AutoUsesTheFastPathUntilAnotherProgramIsSeen)
+{
+  const std::string timesliced = (dir_ / "timesliced").string();
+  setenv("FAKECUDA_TIMESLICE_FILE", timesliced.c_str(), 1);
+  setenv("FAKECUDA_TIMESLICE_US", "50000", 1);
+  VramStore &s = open({{"size", "16M"}});
+  unsetenv("FAKECUDA_TIMESLICE_FILE");
+  unsetenv("FAKECUDA_TIMESLICE_US");
+  EXPECT_EQ(s.share_gpu(), ShareGpu::automatic);
+  EXPECT_FALSE(s.sharing_now());
+  const size_t at_start = read_lines(timesliced).size();
+  std::mt19937_64 rng(9);
+  const auto page = random_bytes(rng, 4096);
+  ASSERT_TRUE(s.write(page.data(), page.size(), 8192));
+  // The fast path, and it took 50 ms: perhaps a thread that lost its CPU.
+  EXPECT_EQ(read_lines(timesliced).size(), at_start + 1);
+  EXPECT_EQ(s.shared_gpu_detections(), 0u);
+  // Twice within 100 ms: another program.
+  ASSERT_TRUE(s.write(page.data(), page.size(), 8192));
+  EXPECT_EQ(read_lines(timesliced).size(), at_start + 2);
+  EXPECT_EQ(s.shared_gpu_detections(), 1u);
+  EXPECT_TRUE(s.sharing_now());
+  // Now (for a second) nothing that would wait.
+  for (uint64_t i = 0; i < 5; ++i) {
+    ASSERT_TRUE(s.write(page.data(), page.size(), i * 4096 * 7));
+    ASSERT_TRUE(s.zero(4096, 1 * MiB + i * 4096));
+  }
+  EXPECT_EQ(read_lines(timesliced).size(), at_start + 2);
+  EXPECT_EQ(vram_contents(8192, 4096), page);
+}
+
 TEST_F(StoreTest, WritesAndZeroesOfEveryShapeStayOnTheCopyEngines)
 {
   const std::string timesliced = (dir_ / "timesliced").string();
   setenv("FAKECUDA_TIMESLICE_FILE", timesliced.c_str(), 1);
-  VramStore &s = open({{"size", "16M"}, {"chunk-size", "4K"}});
+  VramStore &s = open({{"size", "16M"}, {"chunk-size", "4K"}, {"share-gpu", "yes"}});
   unsetenv("FAKECUDA_TIMESLICE_FILE");
   const auto lines = [&] {
     std::vector<std::string> v;
