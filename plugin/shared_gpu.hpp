@@ -3,16 +3,21 @@
 //
 // Alone on the GPU, the driver's one-row copies and memsets are the fastest
 // way to move a small piece (on the H200, 4 KiB writes at 16 connections:
-// 500k/s, against 350k/s as two-row copies, which go through the copy
+// 450-500k/s, against 350k/s as two-row copies, which go through the copy
 // engines).  Beside another program's kernels the same copies wait for its
-// time slice, 2.5 ms each.  So, with share-gpu=auto, the lanes use the fast
-// path until two of its small operations within `confirm` take longer than
-// `slow` (one alone may be a thread that lost its CPU for a moment); then
-// only copy-engine shapes for `hold`, after which the next tries tell
-// whether the other program is still there.  Each time it still is, the
-// hold doubles (up to `max_hold`): beside a long training job one request
-// a minute or so pays the 2.5 ms, and a GPU that has gone quiet is noticed
-// within the hold.
+// time slice: 2.5 ms each beside large matrix products, 0.5 ms beside
+// smaller ones.  So, with share-gpu=auto, the lanes use the fast path and
+// time each small operation on it.  Another program is taken to be there
+// when such operations keep taking longer than `slow`: at least `count` of
+// them in a row, with no fast one completing in between, spanning at least
+// `span` from the start of the first.  (One slow operation alone, or a
+// burst of them together, is as likely a host that paused our threads for
+// a moment: on the H200 machine the quiet tail passed 250 us several times
+// a second at 16 connections.)  Then only copy-engine shapes for `hold`,
+// after which the next tries tell whether the other program is still
+// there; each time it is, the hold doubles, up to `max_hold`: beside a
+// long training job a few requests a minute pay the wait, and a GPU gone
+// quiet is noticed within the hold.
 #pragma once
 
 #include "config.hpp"
@@ -26,7 +31,8 @@ namespace vram {
 
 struct SharedGpuSettings {
   std::chrono::steady_clock::duration slow = std::chrono::microseconds(250);
-  std::chrono::steady_clock::duration confirm = std::chrono::milliseconds(100);
+  unsigned count = 3;
+  std::chrono::steady_clock::duration span = std::chrono::milliseconds(5);
   std::chrono::steady_clock::duration first_hold = std::chrono::seconds(1);
   std::chrono::steady_clock::duration max_hold = std::chrono::seconds(64);
 };
@@ -47,7 +53,7 @@ public:
   }
 
   // An operation that took the fast path (copy_engines_only() was false
-  // when it was issued) completed `elapsed` after it was issued.
+  // when it was issued) completed at `now`, `elapsed` after it was issued.
   void observe(Clock::duration elapsed, Clock::time_point now);
 
   ShareGpu mode() const { return mode_; }
@@ -62,9 +68,13 @@ private:
   const Settings settings_;
   std::atomic<int64_t> shared_until_{INT64_MIN};
   std::atomic<int64_t> hold_;
-  int64_t last_slow_ = INT64_MIN / 2; // guarded by mutex_
   std::atomic<uint64_t> detections_{0};
-  std::mutex mutex_; // serialises detections
+  // A run of slow operations is being counted; a fast one ends it.  Read
+  // by every fast operation, written rarely: cheap to share.
+  std::atomic<bool> in_run_{false};
+  std::mutex mutex_;         // serialises the slow path
+  int64_t run_start_ = 0;    // guarded by mutex_: when the run's first operation was issued
+  unsigned run_count_ = 0;   // guarded by mutex_
 };
 
 } // namespace vram

@@ -140,7 +140,7 @@ def test_auto_takes_the_fast_path_alone(vram, connect, tmp_path):
 def test_auto_keeps_off_the_time_sliced_path_once_another_program_is_seen(vram, connect, tmp_path,
                                                                          mode):
     """Each fast-path operation waits 50 ms (another program's time slice,
-    as the fake models it).  Two of them: for the next second at least,
+    as the fake models it).  Three in a row: for the next second at least,
     nothing the plugin does may wait, and the status file says another
     program was seen."""
     ts = tmp_path / "timesliced"
@@ -149,11 +149,12 @@ def test_auto_keeps_off_the_time_sliced_path_once_another_program_is_seen(vram, 
                   env={"FAKECUDA_TIMESLICE_FILE": str(ts), "FAKECUDA_TIMESLICE_US": "50000"})
     h = connect(server)
     before = timesliced(ts)
-    # Eager: two writes.  Lazy: the first maps its chunk, zeroing it with a
-    # memset, then writes: two.  The second write waits for nothing.
+    # Eager: three writes.  Lazy: the first maps its chunk, zeroing it with
+    # a memset, then writes: two; the second makes three.
     h.pwrite(b"\x07" * 4096, 4096)
     h.pwrite(b"\x08" * 4096, 12288)
-    assert len(timesliced(ts)[len(before):]) == 2, timesliced(ts)[len(before):]
+    h.pwrite(b"\x09" * 4096, 20480)
+    assert len(timesliced(ts)[len(before):]) == 3, timesliced(ts)[len(before):]
     seen = timesliced(ts)
     for i in range(5):
         h.pwrite(bytes([i + 1]) * 512, 65536 + i * 512)
