@@ -28,8 +28,8 @@ const char *const config_help =
   "lazy-spare=<N>            allocation=lazy: chunks of VRAM created ahead of need\n"
   "                          (default: 8M worth, 1 to 4; 0: none).\n"
   "status-file=<PATH>        Keep the size and VRAM held in this file (KEY=VALUE).\n"
-  "share-gpu=auto|yes|no     Keep swap fast beside other programs' GPU work: yes\n"
-  "                          (always), no (never), auto (once one is seen, default).\n";
+  "share-gpu=yes|auto|no     Keep swap fast beside other programs' GPU work: yes\n"
+  "                          (always, default), auto (once one is seen), no.\n";
 
 namespace {
 
@@ -193,9 +193,9 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
     else if (value == "no") config_.share_gpu = ShareGpu::no;
     else
       throw ConfigError("share-gpu=" + std::string(value) +
-                        ": expected 'auto' (default: the fastest copies until another "
-                        "program is seen computing on the GPU), 'yes' (always the copies "
-                        "other programs cannot delay) or 'no'");
+                        ": expected 'yes' (default: always the copies other programs' "
+                        "GPU work cannot delay), 'auto' (the fastest copies until another "
+                        "program is seen computing on the GPU) or 'no'");
   } else if (key == "status-file") {
     if (value.empty() || value.front() != '/')
       throw ConfigError("status-file=" + std::string(value) +

@@ -36,9 +36,9 @@ enum class WaitMode { automatic, spin, yield, block };
 enum class Allocation { eager, lazy };
 
 // Whether requests use only copy-engine shapes, which other programs'
-// kernels on the GPU cannot delay (yes), the fastest shapes alone (no), or
-// the fastest until another program is seen computing (auto, default; see
-// shared_gpu.hpp).
+// kernels on the GPU cannot delay (yes, the default), the fastest shapes
+// on a GPU nobody else uses (no), or the fastest until another program is
+// seen computing (auto; see shared_gpu.hpp).
 enum class ShareGpu { automatic, yes, no };
 
 struct Config {
@@ -56,7 +56,7 @@ struct Config {
   uint64_t lazy_chunk;              // allocation=lazy: VRAM is mapped in these units
   std::optional<unsigned> lazy_spare; // allocation=lazy: chunks created ahead; default by chunk
   std::string status_file;          // empty: none
-  ShareGpu share_gpu = ShareGpu::automatic;
+  ShareGpu share_gpu = ShareGpu::yes;
 };
 
 // lanes= when not given: nbdkit runs up to 16 requests per connection at

@@ -321,10 +321,11 @@ def test_held_vram_is_logged_when_it_changes(vram, connect, tmp_path):
 
 
 def test_sticky_failure_in_lazy_mode(vram, connect, tmp_path):
-    # Each write into a new chunk is three copies: the chunk zeroed from
-    # the 1 MiB of pinned zeroes twice, then the data.  The second write's
+    # Each write into a new chunk is three copies (share-gpu=yes): the
+    # chunk zeroed from the 1 MiB of pinned zeroes twice, then the data.  The second write's
     # data is copy 6.
-    lazy = Lazy(vram, tmp_path, env={"FAKECUDA_FAIL_COPY": "6", "FAKECUDA_FAIL_MODE": "sticky"})
+    lazy = Lazy(vram, tmp_path, "share-gpu=yes",
+                env={"FAKECUDA_FAIL_COPY": "6", "FAKECUDA_FAIL_MODE": "sticky"})
     h = connect(lazy.server)
     h.pwrite(b"a" * 4096, 0)
     with pytest.raises(nbd.Error) as failure:

@@ -8,10 +8,10 @@ engine and do not.  The fake driver names every operation the real one
 would make wait in FAKECUDA_TIMESLICE_FILE, and with FAKECUDA_TIMESLICE_US
 makes each wait that long.
 
-With share-gpu=yes, through writes, reads, zeroes and trims of every size
+With share-gpu=yes (the default), through writes, reads, zeroes and trims of every size
 and alignment, over several connections, eager and lazy, the plugin must
-issue none, and every byte must read back right.  With share-gpu=auto (the
-default) it uses the faster one-row copies and memsets until one of them
+issue none, and every byte must read back right.  With share-gpu=auto it
+uses the faster one-row copies and memsets until one of them
 waits, and then none for a while.
 """
 import random
@@ -122,7 +122,7 @@ def test_auto_takes_the_fast_path_alone(vram, connect, tmp_path):
     for first in ("write", "zero"):
         ts = tmp_path / f"timesliced-{first}"
         status = tmp_path / f"status-{first}"
-        server = vram("size=16M", f"status-file={status}", name=first,
+        server = vram("size=16M", "share-gpu=auto", f"status-file={status}", name=first,
                       env={"FAKECUDA_TIMESLICE_FILE": str(ts)})
         h = connect(server)
         before = timesliced(ts)
@@ -136,6 +136,13 @@ def test_auto_takes_the_fast_path_alone(vram, connect, tmp_path):
         assert read_status(status)["share_gpu"] == "auto"
 
 
+def test_share_gpu_yes_is_the_default(vram, tmp_path):
+    status = tmp_path / "status"
+    vram("size=16M", f"status-file={status}")
+    st = read_status(status)
+    assert st["share_gpu"] == "yes" and st["sharing_now"] == "yes"
+
+
 @pytest.mark.parametrize("mode", ["eager", "lazy"])
 def test_auto_keeps_off_the_time_sliced_path_once_another_program_is_seen(vram, connect, tmp_path,
                                                                          mode):
@@ -145,7 +152,7 @@ def test_auto_keeps_off_the_time_sliced_path_once_another_program_is_seen(vram, 
     program was seen."""
     ts = tmp_path / "timesliced"
     status = tmp_path / "status"
-    server = vram("size=16M", f"allocation={mode}", f"status-file={status}",
+    server = vram("size=16M", "share-gpu=auto", f"allocation={mode}", f"status-file={status}",
                   env={"FAKECUDA_TIMESLICE_FILE": str(ts), "FAKECUDA_TIMESLICE_US": "50000"})
     h = connect(server)
     before = timesliced(ts)

@@ -42,7 +42,7 @@ TEST(Config, Defaults)
   EXPECT_EQ(c.lazy_chunk, 2 * MiB); // about the kernel's 1 MiB swap cluster
   EXPECT_FALSE(c.lazy_spare);       // the default follows the chunk size
   EXPECT_TRUE(c.status_file.empty());
-  EXPECT_EQ(c.share_gpu, ShareGpu::automatic);
+  EXPECT_EQ(c.share_gpu, ShareGpu::yes);
 }
 
 TEST(Config, ShareGpu)
@@ -50,7 +50,7 @@ TEST(Config, ShareGpu)
   EXPECT_EQ(make_config({{"size", "1G"}, {"share-gpu", "yes"}}).share_gpu, ShareGpu::yes);
   EXPECT_EQ(make_config({{"size", "1G"}, {"share-gpu", "no"}}).share_gpu, ShareGpu::no);
   EXPECT_EQ(make_config({{"size", "1G"}, {"share-gpu", "auto"}}).share_gpu, ShareGpu::automatic);
-  expect_error({{"size", "1G"}, {"share-gpu", "sometimes"}}, "share-gpu=sometimes: expected 'auto'");
+  expect_error({{"size", "1G"}, {"share-gpu", "sometimes"}}, "share-gpu=sometimes: expected 'yes'");
 }
 
 TEST(Config, LazyParameters)

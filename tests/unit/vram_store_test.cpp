@@ -324,7 +324,7 @@ TEST_F(StoreTest, AutoUsesTheFastPathUntilAnotherProgramIsSeen)
   const std::string timesliced = (dir_ / "timesliced").string();
   setenv("FAKECUDA_TIMESLICE_FILE", timesliced.c_str(), 1);
   setenv("FAKECUDA_TIMESLICE_US", "50000", 1);
-  VramStore &s = open({{"size", "16M"}});
+  VramStore &s = open({{"size", "16M"}, {"share-gpu", "auto"}});
   unsetenv("FAKECUDA_TIMESLICE_FILE");
   unsetenv("FAKECUDA_TIMESLICE_US");
   EXPECT_EQ(s.share_gpu(), ShareGpu::automatic);
