@@ -156,10 +156,11 @@ CUresult IoLane::read(std::byte *dst, CUdeviceptr src, uint64_t length)
   return CUDA_SUCCESS;
 }
 
-// Beside another program: copies from the pinned zeroes, all queued at
-// once (the source never changes), one synchronisation.  Alone: a memset,
-// timed like a small write up to a lazy chunk's size (a memset that
-// waited tells of another program too).
+// Copy engines only (share-gpu=yes, or auto beside another program):
+// copies from the pinned zeroes, all queued at once (the source never
+// changes), one synchronisation.  Otherwise a memset, timed like a small
+// write up to a lazy chunk's size (one that waited tells of another
+// program too).
 CUresult IoLane::zero(CUdeviceptr dst, uint64_t length)
 {
   const auto issued = SharedGpuDetector::Clock::now();
