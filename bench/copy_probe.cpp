@@ -54,6 +54,27 @@ template <typename F> F resolve(const CudaDriver &d, const char *name)
   return reinterpret_cast<F>(p);
 }
 
+// `rows` rows of `width` bytes, back to back on both sides.  A source of
+// any type but CU_MEMORYTYPE_HOST is given in srcDevice (a device pointer,
+// or a host pointer as CU_MEMORYTYPE_UNIFIED).
+CUDA_MEMCPY2D rows_copy(CUmemorytype src_type, const void *src, CUmemorytype dst_type,
+                        CUdeviceptr dst, uint64_t width, uint64_t rows)
+{
+  CUDA_MEMCPY2D p{};
+  p.srcMemoryType = src_type;
+  if (src_type == CU_MEMORYTYPE_HOST)
+    p.srcHost = src;
+  else
+    p.srcDevice = reinterpret_cast<CUdeviceptr>(src);
+  p.srcPitch = width;
+  p.dstMemoryType = dst_type;
+  p.dstDevice = dst;
+  p.dstPitch = width;
+  p.WidthInBytes = width;
+  p.Height = rows;
+  return p;
+}
+
 // What an operation leaves behind, to check after it ran.
 enum class Expect { pattern, zeroes, copy_of_source };
 
@@ -137,18 +158,8 @@ int main(int argc, char **argv)
     cases.push_back({std::string(src_type == CU_MEMORYTYPE_HOST ? "h2d-2d-host-w" : "h2d-2d-unified-w") +
                        std::to_string(width) + "x" + std::to_string(height),
                      width * height, Expect::pattern, [=](CUstream st) {
-                       CUDA_MEMCPY2D p{};
-                       p.srcMemoryType = src_type;
-                       if (src_type == CU_MEMORYTYPE_HOST)
-                         p.srcHost = hb + offset;
-                       else
-                         p.srcDevice = reinterpret_cast<CUdeviceptr>(hb + offset);
-                       p.srcPitch = width;
-                       p.dstMemoryType = CU_MEMORYTYPE_DEVICE;
-                       p.dstDevice = d + offset;
-                       p.dstPitch = width;
-                       p.WidthInBytes = width;
-                       p.Height = height;
+                       const CUDA_MEMCPY2D p = rows_copy(src_type, hb + offset, CU_MEMORYTYPE_DEVICE,
+                                                         d + offset, width, height);
                        return memcpy2d(&p, st);
                      }});
   };
@@ -160,15 +171,8 @@ int main(int argc, char **argv)
   const auto h2d_zero_2d = [&](uint64_t width, uint64_t height) {
     cases.push_back({"h2d-2d-from-pinned-zeroes-w" + std::to_string(width) + "x" + std::to_string(height),
                      width * height, Expect::zeroes, [=](CUstream st) {
-                       CUDA_MEMCPY2D p{};
-                       p.srcMemoryType = CU_MEMORYTYPE_HOST;
-                       p.srcHost = hzero;
-                       p.srcPitch = width;
-                       p.dstMemoryType = CU_MEMORYTYPE_DEVICE;
-                       p.dstDevice = d + offset;
-                       p.dstPitch = width;
-                       p.WidthInBytes = width;
-                       p.Height = height;
+                       const CUDA_MEMCPY2D p = rows_copy(CU_MEMORYTYPE_HOST, hzero, CU_MEMORYTYPE_DEVICE,
+                                                         d + offset, width, height);
                        return memcpy2d(&p, st);
                      }});
   };
@@ -196,15 +200,9 @@ int main(int argc, char **argv)
   const auto d2d_2d = [&](uint64_t width, uint64_t height) {
     cases.push_back({"d2d-2d-from-vram-zeroes-w" + std::to_string(width) + "x" + std::to_string(height),
                      width * height, Expect::zeroes, [=](CUstream st) {
-                       CUDA_MEMCPY2D p{};
-                       p.srcMemoryType = CU_MEMORYTYPE_DEVICE;
-                       p.srcDevice = dzero;
-                       p.srcPitch = width;
-                       p.dstMemoryType = CU_MEMORYTYPE_DEVICE;
-                       p.dstDevice = d + offset;
-                       p.dstPitch = width;
-                       p.WidthInBytes = width;
-                       p.Height = height;
+                       const CUDA_MEMCPY2D p =
+                         rows_copy(CU_MEMORYTYPE_DEVICE, reinterpret_cast<const void *>(dzero),
+                                   CU_MEMORYTYPE_DEVICE, d + offset, width, height);
                        return memcpy2d(&p, st);
                      }});
   };
