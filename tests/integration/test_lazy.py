@@ -322,8 +322,8 @@ def test_held_vram_is_logged_when_it_changes(vram, connect, tmp_path):
 
 def test_sticky_failure_in_lazy_mode(vram, connect, tmp_path):
     # Each write into a new chunk is three copies (share-gpu=yes): the
-    # chunk zeroed from the 1 MiB of pinned zeroes twice, then the data.  The second write's
-    # data is copy 6.
+    # chunk zeroed from the 1 MiB of pinned zeroes twice, then the data.
+    # The second write's data is copy 6.
     lazy = Lazy(vram, tmp_path, "share-gpu=yes",
                 env={"FAKECUDA_FAIL_COPY": "6", "FAKECUDA_FAIL_MODE": "sticky"})
     h = connect(lazy.server)

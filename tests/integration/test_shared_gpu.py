@@ -8,11 +8,11 @@ engine and do not.  The fake driver names every operation the real one
 would make wait in FAKECUDA_TIMESLICE_FILE, and with FAKECUDA_TIMESLICE_US
 makes each wait that long.
 
-With share-gpu=yes (the default), through writes, reads, zeroes and trims of every size
-and alignment, over several connections, eager and lazy, the plugin must
-issue none, and every byte must read back right.  With share-gpu=auto it
-uses the faster one-row copies and memsets until one of them
-waits, and then none for a while.
+With share-gpu=yes (the default), through writes, reads, zeroes and trims
+of every size and alignment, over several connections, eager and lazy,
+the plugin must issue none, and every byte must read back right.  With
+share-gpu=auto it uses the faster one-row copies and memsets until they
+keep waiting, and then none for a while.
 """
 import random
 import threading
