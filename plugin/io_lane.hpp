@@ -3,12 +3,12 @@
 // copies one slot, the CPU fills or drains the other.  Lanes are created
 // before serving and reused; nothing is allocated in the I/O path.
 //
-// Beside another program computing on the GPU (SharedGpuDetector), every
-// operation a request issues runs on a copy engine, which that program's
-// kernels cannot delay (copy_shape.hpp): small writes go as two-row
-// copies, and zeroes are copied from a pinned buffer of zeroes.  Alone on
-// the GPU, the faster one-row copies and memsets, timed so that a program
-// that starts computing is noticed.
+// When the SharedGpuDetector says so (always with share-gpu=yes, the
+// default), every operation a request issues runs on a copy engine, which
+// other programs' kernels cannot delay (copy_shape.hpp): small writes go
+// as two-row copies, and zeroes are copied from a pinned buffer of zeroes.
+// Otherwise the faster one-row copies and memsets, with share-gpu=auto
+// timed so that a program that starts computing is noticed.
 #pragma once
 
 #include "cuda_driver.hpp"

@@ -3,6 +3,8 @@
 // FAKECUDA_MEMORY_FILE a device allocation lives.
 #pragma once
 
+#include "line_file.hpp"
+
 #include <cuda.h>
 
 #include <cstdint>
@@ -14,9 +16,6 @@ class MapFile {
  public:
   // Empty path: disabled. Throws ConfigError if the file cannot be opened.
   explicit MapFile(const std::string& path);
-  ~MapFile();
-  MapFile(const MapFile&) = delete;
-  MapFile& operator=(const MapFile&) = delete;
 
   void alloc(int gpu, CUdeviceptr dptr, std::uint64_t file_offset, std::uint64_t size);
   void free(int gpu, CUdeviceptr dptr);
@@ -29,8 +28,7 @@ class MapFile {
   void unmap(CUdeviceptr dptr, std::uint64_t size);
 
  private:
-  void write_line(const char* line, int length);
-  int fd_ = -1;
+  LineFile file_;
 };
 
 }  // namespace fakecuda

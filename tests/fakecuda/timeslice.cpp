@@ -1,13 +1,8 @@
 #include "timeslice.hpp"
 
-#include "config.hpp"
 #include "driver.hpp"
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace fakecuda {
 
@@ -24,23 +19,12 @@ bool time_sliced(const Transfer& t) {
   return false;
 }
 
-TimesliceFile::TimesliceFile(const std::string& path) {
-  if (path.empty()) return;
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0)
-    throw ConfigError("FAKECUDA_TIMESLICE_FILE=" + path + ": open: " + std::strerror(errno));
-}
-
-TimesliceFile::~TimesliceFile() {
-  if (fd_ >= 0) ::close(fd_);
-}
+TimesliceFile::TimesliceFile(const std::string& path) : file_(path, "FAKECUDA_TIMESLICE_FILE") {}
 
 void TimesliceFile::note(const Transfer& t) {
-  if (fd_ < 0) return;
+  if (!file_.enabled()) return;
   char line[160];
-  const int n = std::snprintf(line, sizeof line, "%s bytes=%zu\n", t.api, t.bytes);
-  // One write() per line with O_APPEND: lines from several threads never mix.
-  if (n > 0) (void)!::write(fd_, line, static_cast<std::size_t>(n));
+  file_.write_line(line, std::snprintf(line, sizeof line, "%s bytes=%zu\n", t.api, t.bytes));
 }
 
 }  // namespace fakecuda

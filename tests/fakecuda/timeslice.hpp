@@ -9,6 +9,8 @@
 // of them wait that long in the stream's worker (a busy neighbour).
 #pragma once
 
+#include "line_file.hpp"
+
 #include <cstddef>
 #include <string>
 
@@ -24,15 +26,12 @@ class TimesliceFile {
  public:
   // Empty path: disabled. Throws ConfigError if the file cannot be opened.
   explicit TimesliceFile(const std::string& path);
-  ~TimesliceFile();
-  TimesliceFile(const TimesliceFile&) = delete;
-  TimesliceFile& operator=(const TimesliceFile&) = delete;
 
   // One line: the call and its size ("cuMemsetD8Async bytes=4096").
   void note(const Transfer& t);
 
  private:
-  int fd_ = -1;
+  LineFile file_;
 };
 
 }  // namespace fakecuda
