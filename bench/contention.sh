@@ -17,7 +17,9 @@
 # several builds or settings compared in the same run, each beside the
 # same load, e.g. "auto=$P yes=$P+share-gpu=yes"), SIZE (4G), SPAN (1G),
 # DURATION (seconds a point, 3), MATRIX (full, or quick: 4 KiB writes at
-# 1 and 16 connections, 50/50 at 16, zeroes).
+# 1 and 16 connections, 50/50 at 16, zeroes).  Each server keeps a status
+# file; before it stops, its shared_gpu_detections (how often share-gpu=auto
+# saw another program) goes into the results, as {"label": NAME/LOAD/status}.
 set -euo pipefail
 mode=${1:?usage: bench/contention.sh probe|plugin OUTDIR}
 out=${2:?usage: bench/contention.sh probe|plugin OUTDIR}
@@ -86,17 +88,26 @@ sock=$(mktemp -u /tmp/vram-contention.XXXXXX.sock)
 results=$out/results.jsonl
 : >"$results"
 server=
+status=$sock.status
 serve() { # name plugin[+param...]
   local params
   IFS=+ read -ra params <<<"$2"
-  rm -f "$sock" "$sock.pid"
-  "$NBDKIT" -f -U "$sock" -P "$sock.pid" "${params[0]}" "size=$SIZE" "${params[@]:1}" \
-    >>"$out/$1-server.log" 2>&1 &
+  rm -f "$sock" "$sock.pid" "$status"
+  "$NBDKIT" -f -U "$sock" -P "$sock.pid" "${params[0]}" "size=$SIZE" "status-file=$status" \
+    "${params[@]:1}" >>"$out/$1-server.log" 2>&1 &
   server=$!
   for _ in $(seq 300); do [[ -s $sock.pid ]] && return 0; kill -0 $server 2>/dev/null || break; sleep 0.1; done
   echo "contention.sh: $1 did not start:" >&2; cat "$out/$1-server.log" >&2; exit 1
 }
 stop_server() { kill "$server"; wait "$server" 2>/dev/null || true; }
+# record_status LABEL: the server's detections so far (the status file is
+# rewritten within a second of a change; the plugin removes it at exit).
+record_status() {
+  sleep 1.2
+  local d
+  d=$(sed -n 's/^shared_gpu_detections=//p' "$status" 2>/dev/null)
+  echo "{\"label\": \"$1/status\", \"detections\": ${d:-null}}" | tee -a "$results"
+}
 measure() { # label loadgen-args...
   local label=$1; shift
   "$LOADGEN" "nbd+unix:///?socket=$sock" --label "$label" --span "$SPAN" --duration "$DURATION" "$@" |
@@ -128,6 +139,7 @@ for load in quiet $LOADS; do
     name=${entry%%=*}
     serve "$name" "${entry#*=}"
     matrix "$name/$load"
+    record_status "$name/$load"
     stop_server
   done
   if [[ $load != quiet ]]; then stop_load; tail -1 "$out/load-${load//:/-}.log"; fi
@@ -136,6 +148,8 @@ done
 "$PYTHON" - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+status = {r["label"][:-len("/status")]: r["detections"] for r in rows if r["label"].endswith("/status")}
+rows = [r for r in rows if not r["label"].endswith("/status")]
 by = {r["label"]: r for r in rows}
 names = list(dict.fromkeys(r["label"].split("/")[0] for r in rows))
 loads = [l for l in dict.fromkeys(r["label"].split("/")[1] for r in rows) if l != "quiet"]
@@ -153,6 +167,11 @@ for load in loads:
             line += (f"{q['ops_per_s']:>12.0f} ({q['lat_us_p50']:>6.1f}){b['ops_per_s']:>12.0f} "
                      f"({b['lat_us_p50']:>6.1f}){b['ops_per_s'] / q['ops_per_s']:>7.3f}")
         print(line)
+print("\nshared_gpu_detections by the end of each load's points (share-gpu=auto's; '-': not reported)")
+print(f"{'build':<10}" + "".join(f"{l:>14}" for l in ["quiet"] + loads))
+for n in names:
+    print(f"{n:<10}" + "".join(f"{'-' if status.get(f'{n}/{l}') is None else status[f'{n}/{l}']:>14}"
+                               for l in ["quiet"] + loads))
 # The issue's targets, for the first build named (the one under test).
 n = names[0]
 def r(load, w, key):

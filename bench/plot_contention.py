@@ -21,6 +21,7 @@ COLORS = ["#76b900", "#7f7f7f", "#1f77b4"]
 
 def main() -> None:
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    rows = [r for r in rows if "ops_per_s" in r]  # not the status rows
     by = {r["label"]: r for r in rows}
     names = list(dict.fromkeys(r["label"].split("/")[0] for r in rows))
     loads = [x for x in dict.fromkeys(r["label"].split("/")[1] for r in rows) if x != "quiet"]

@@ -19,7 +19,9 @@
 # (WITH_FIO=1);
 # contention: bench/contention.sh plugin (quiet against beside another
 # process's GPU work), this build and, where make-carry.sh packed one
-# (OLD_PLUGIN=), an earlier build in the same run; CONTENTION_PROBE=1 adds
+# (OLD_PLUGIN=), an earlier build in the same run;
+# CONTENTION_EXTRA="NAME=PARAM[+PARAM...] ..." adds this build with other
+# settings (e.g. "yes=share-gpu=yes"); CONTENTION_PROBE=1 adds
 # bench/contention.sh probe (one GPU operation of each kind);
 # ab: bench/compare.sh for this build and the earlier one, alternating,
 # twice each, and the ratios of every figure (quiet).
@@ -138,6 +140,7 @@ fi
 old_plugin=$c/old/nbdkit-vram-plugin.so
 if [[ $what == contention ]]; then
   plugins="new=$VRAM_BUILD_DIR/plugin/nbdkit-vram-plugin.so"
+  for v in ${CONTENTION_EXTRA:-}; do plugins+=" ${v%%=*}=$VRAM_BUILD_DIR/plugin/nbdkit-vram-plugin.so+${v#*=}"; done
   [[ -f $old_plugin ]] && plugins+=" old=$old_plugin"
   NBDKIT=$VRAM_NBDKIT PLUGINS=$plugins bash bench/contention.sh plugin "$out/contention" 2>&1 |
     tee "$out/contention.log"
