@@ -2,10 +2,11 @@
 """The plot for docs/benchmarks.md, "Beside other GPU work", from the JSON
 lines bench/contention.sh plugin writes.
 
-    bench/plot_contention.py RESULTS.jsonl OUT.png
+    bench/plot_contention.py RESULTS.jsonl OUT.png [NAME=LEGEND ...]
 
 One panel per load: each workload's ops/s beside the load as a fraction of
-the same build's quiet ops/s, one bar per build.  Needs matplotlib
+the same build's quiet ops/s, one bar per build (named in the legend as
+the results name it, or as NAME=LEGEND says).  Needs matplotlib
 (Debian: python3-matplotlib).
 """
 import json
@@ -20,6 +21,7 @@ COLORS = ["#76b900", "#7f7f7f", "#1f77b4"]
 
 
 def main() -> None:
+    legend = dict(a.split("=", 1) for a in sys.argv[3:])
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
     rows = [r for r in rows if "ops_per_s" in r]  # not the status rows
     by = {r["label"]: r for r in rows}
@@ -36,7 +38,7 @@ def main() -> None:
                 if q and b:
                     xs.append(j + (i - (len(names) - 1) / 2) * width)
                     ys.append(b["ops_per_s"] / q["ops_per_s"])
-            ax.bar(xs, ys, width, label=n, color=COLORS[i % len(COLORS)])
+            ax.bar(xs, ys, width, label=legend.get(n, n), color=COLORS[i % len(COLORS)])
             for x, y in zip(xs, ys):
                 ax.annotate(f"{y:.2f}", (x, y), ha="center", va="bottom", fontsize=7)
         ax.axhline(1.0, color="black", linewidth=0.5)

@@ -28,8 +28,8 @@ const char *const config_help =
   "lazy-spare=<N>            allocation=lazy: chunks of VRAM created ahead of need\n"
   "                          (default: 8M worth, 1 to 4; 0: none).\n"
   "status-file=<PATH>        Keep the size and VRAM held in this file (KEY=VALUE).\n"
-  "share-gpu=yes|auto|no     Keep swap fast beside other programs' GPU work: yes\n"
-  "                          (always, default), auto (once one is seen), no.\n";
+  "share-gpu=auto|yes|no     Keep swap fast beside other programs' GPU work: auto\n"
+  "                          (once one is seen, default), yes (always), no.\n";
 
 namespace {
 

@@ -56,7 +56,7 @@ struct Config {
   uint64_t lazy_chunk;              // allocation=lazy: VRAM is mapped in these units
   std::optional<unsigned> lazy_spare; // allocation=lazy: chunks created ahead; default by chunk
   std::string status_file;          // empty: none
-  ShareGpu share_gpu = ShareGpu::yes;
+  ShareGpu share_gpu = ShareGpu::automatic;
 };
 
 // lanes= when not given: nbdkit runs up to 16 requests per connection at

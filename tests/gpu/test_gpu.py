@@ -155,8 +155,9 @@ def test_lazy_semantics_and_random_integrity(vram_server):
 
 @pytest.mark.parametrize("params", [("chunk-size=64K", "share-gpu=yes"),
                                     ("allocation=lazy", "lazy-chunk=2M", "share-gpu=yes"),
-                                    ("chunk-size=64K", "share-gpu=auto")],
-                         ids=["eager-yes", "lazy-yes", "eager-auto"])
+                                    ("chunk-size=64K", "share-gpu=auto"),
+                                    ("allocation=lazy", "lazy-chunk=2M")],
+                         ids=["eager-yes", "lazy-yes", "eager-auto", "lazy-auto"])
 def test_beside_a_compute_job_writes_zeroes_trims_read_back_exactly(vram_server, compute_job,
                                                                      params, tmp_path):
     """The copy-engine paths (two-row small writes, zeroes copied from
@@ -171,5 +172,5 @@ def test_beside_a_compute_job_writes_zeroes_trims_read_back_exactly(vram_server,
     assert verify("semantics", s.uri).returncode == 0
     st = _status(status)
     print(f"status: {st}")
-    if "share-gpu=auto" in params:
+    if not any(p.startswith("share-gpu=") for p in params) or "share-gpu=auto" in params:
         assert int(st["shared_gpu_detections"]) >= 1, st

@@ -42,7 +42,7 @@ TEST(Config, Defaults)
   EXPECT_EQ(c.lazy_chunk, 2 * MiB); // about the kernel's 1 MiB swap cluster
   EXPECT_FALSE(c.lazy_spare);       // the default follows the chunk size
   EXPECT_TRUE(c.status_file.empty());
-  EXPECT_EQ(c.share_gpu, ShareGpu::yes);
+  EXPECT_EQ(c.share_gpu, ShareGpu::automatic);
 }
 
 TEST(Config, ShareGpu)
