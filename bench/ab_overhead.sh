@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What a setting costs: 4 KiB random 50/50 at 1 and 16 connections
-# through the vram plugin in two configurations, A (the reference) and B,
+# What a setting costs: 4 KiB random 50/50 at 1 and 16 connections (or
+# the points POINTS names) through the vram plugin in two configurations,
+# A (the reference) and B,
 # alternating (A, B, A, B) so drift on a noisy machine hits both.  The
 # span is prefilled first, so B is measured in its steady state.  Prints
 # JSON lines and the B/A ratios.
@@ -8,7 +9,9 @@
 #   bench/ab_overhead.sh OUTDIR NAME_A 'NBDKIT_ARGS_A' 'PLUGIN_ARGS_A' \
 #                               NAME_B 'NBDKIT_ARGS_B' 'PLUGIN_ARGS_B'
 # (arguments are split on spaces).  Env: NBDKIT, VRAM_BUILD_DIR,
-# VRAM_PLUGIN, LOADGEN, SIZE (4G), SPAN (1G), DURATION (5), ROUNDS (2).
+# VRAM_PLUGIN, LOADGEN, SIZE (4G), SPAN (1G), DURATION (5), ROUNDS (2),
+# POINTS ("NAME:LOADGEN ARGS;..."; default
+# "c1:--connections 1;c16:--connections 16").
 set -euo pipefail
 out=${1:?usage: bench/ab_overhead.sh OUTDIR NAME_A NBDKIT_ARGS_A PLUGIN_ARGS_A NAME_B ...}
 [[ $# -eq 7 ]] || { echo "usage: bench/ab_overhead.sh OUTDIR NAME_A NBDKIT_ARGS_A PLUGIN_ARGS_A NAME_B NBDKIT_ARGS_B PLUGIN_ARGS_B" >&2; exit 2; }
@@ -20,6 +23,8 @@ NBDKIT=${NBDKIT:-nbdkit}
 VRAM_PLUGIN=${VRAM_PLUGIN:-$build/plugin/nbdkit-vram-plugin.so}
 LOADGEN=${LOADGEN:-$build/bench/nbd-loadgen}
 SIZE=${SIZE:-4G} SPAN=${SPAN:-1G} DURATION=${DURATION:-5} ROUNDS=${ROUNDS:-2}
+POINTS=${POINTS:-c1:--connections 1;c16:--connections 16}
+IFS=';' read -ra points <<<"$POINTS"
 sock=$(mktemp -u /tmp/vram-ab.XXXXXX.sock)
 results=$out/results.jsonl
 : >"$results"
@@ -38,8 +43,10 @@ run() { # label, nbdkit args, plugin args
     sleep 0.1
   done
   "$LOADGEN" "nbd+unix:///?socket=$sock" --span "$SPAN" --duration 0 --prefill >/dev/null
-  for c in 1 16; do
-    "$LOADGEN" "nbd+unix:///?socket=$sock" --label "$label/c$c" --connections "$c" \
+  local p args
+  for p in "${points[@]}"; do
+    read -ra args <<<"${p#*:}"
+    "$LOADGEN" "nbd+unix:///?socket=$sock" --label "$label/${p%%:*}" "${args[@]}" \
       --span "$SPAN" --duration "$DURATION" | tee -a "$results"
   done
   kill $server; wait $server 2>/dev/null || true
@@ -50,10 +57,10 @@ for ((r = 0; r < ROUNDS; r++)); do
   run "$name_b" "$nbdkit_b" "$plugin_b"
 done
 
-python3 - "$results" "$name_a" "$name_b" <<'PY'
+python3 - "$results" "$name_a" "$name_b" "${points[@]%%:*}" <<'PY'
 import json, sys
 from collections import defaultdict
-path, a, b = sys.argv[1:]
+path, a, b, *points = sys.argv[1:]
 ops = defaultdict(list)
 lat = defaultdict(list)
 for line in open(path):
@@ -61,8 +68,8 @@ for line in open(path):
     ops[r["label"]].append(r["ops_per_s"])
     lat[r["label"]].append(r["lat_us_p50"])
 mean = lambda v: sum(v) / len(v)
-for c in ("c1", "c16"):
+for c in points:
     oa, ob = mean(ops[f"{a}/{c}"]), mean(ops[f"{b}/{c}"])
-    print(f"{c:>4}: {a} {oa:10.0f} ops/s, {b} {ob:10.0f} ops/s, ratio {ob / oa:.3f}; "
+    print(f"{c:>12}: {a} {oa:10.0f} ops/s, {b} {ob:10.0f} ops/s, ratio {ob / oa:.3f}; "
           f"p50 {mean(lat[f'{a}/{c}']):.1f} -> {mean(lat[f'{b}/{c}']):.1f} us")
 PY

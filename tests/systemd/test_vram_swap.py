@@ -101,6 +101,8 @@ def test_helper_passes_shellcheck():
     ("PLUGIN_ARGS=status-file=/tmp/x\n", "vram-swap sets status-file"),
     ("ALLOCATION=sometimes\n", "ALLOCATION=sometimes: expected eager"),
     ("PLUGIN_ARGS=wait\n", "'wait' is not key=value"),
+    ("THREADS=0\n", "THREADS=0: expected nbdkit's threads per connection, 1 to 64"),
+    ("THREADS=lots\n", "THREADS=lots"),
     ("COLOUR=blue\n", "unknown setting COLOUR"),
     ("just words\n", "expected KEY=VALUE"),
 ])
@@ -131,9 +133,9 @@ def test_unknown_command(tmp_path):
     assert r.returncode == 1 and "unknown command 'launch'" in r.stderr
 
 
-def start_serving(tmp_path, config):
+def start_serving(tmp_path, config, **extra_env):
     """`vram-swap serve 0` on the test driver, as the unit's ExecStart runs it."""
-    env = helper_env(tmp_path)
+    env = helper_env(tmp_path, **extra_env)
     write_config(tmp_path, config)
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen([str(HELPER), "serve", "0"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -206,6 +208,99 @@ def test_serve_runs_nbdkit_in_the_foreground_on_a_root_only_socket(served, tmp_p
     out = subprocess.run(["nbdinfo", "--size", f"nbd+unix:///?socket={sock}"],
                          capture_output=True, text=True)
     assert out.stdout.strip() == str(128 << 20)
+
+
+def nbdkit_cmdline(pid):
+    return (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+
+
+def nbdkit_version():
+    out = subprocess.run(["nbdkit", "--version"], capture_output=True, text=True).stdout
+    return tuple(int(x) for x in out.split()[1].split(".")[:3])
+
+
+@pytest.mark.parametrize("version, affected", [
+    ("1.32.3", False), ("1.32.4", True), ("1.32.5", True), ("1.33.1", True), ("1.33.9", True),
+    ("1.33.10", False), ("1.34.0", False), ("1.42.2", False), ("2.0.0", False), ("", False),
+    ("1.x", False)])
+def test_which_nbdkit_releases_abort_on_a_dead_connection(version, affected):
+    body = helper_function("nbdkit_aborts_on_dead_connection")
+    r = subprocess.run(["bash", "-euc", body + f'\nnbdkit_aborts_on_dead_connection "{version}"'],
+                       capture_output=True, text=True)
+    assert r.returncode == (0 if affected else 1), r.stderr
+
+
+def test_one_thread_per_connection_on_an_nbdkit_that_aborts(served):
+    """This machine's nbdkit (Debian 12: 1.32.5) has the bug: the server
+    runs with --threads=1."""
+    env, proc, sock = served
+    if not (1, 32, 4) <= nbdkit_version() < (1, 33, 10):
+        pytest.skip(f"nbdkit {nbdkit_version()} does not have the bug")
+    assert b"--threads=1" in nbdkit_cmdline(proc.pid)
+
+
+def test_threads_setting_and_a_fixed_nbdkit(tmp_path):
+    """THREADS= wins; an nbdkit without the bug keeps its own default."""
+    env, proc, sock = start_serving(tmp_path, "SIZE=64M\nSWAP_SAFETY=attempt\nTHREADS=4\n")
+    try:
+        assert b"--threads=4" in nbdkit_cmdline(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    fixed = tmp_path / "nbdkit-1.34"
+    fixed.write_text('#!/bin/sh\n[ "$1" = --version ] && { echo "nbdkit 1.34.0"; exit 0; }\n'
+                     f'exec {shutil.which("nbdkit")} "$@"\n')
+    fixed.chmod(0o755)
+    (tmp_path / "run").mkdir(exist_ok=True)
+    env, proc, sock = start_serving(tmp_path, "SIZE=64M\nSWAP_SAFETY=attempt\n",
+                                    VRAM_SWAP_NBDKIT=str(fixed))
+    try:
+        assert not [a for a in nbdkit_cmdline(proc.pid) if a.startswith(b"--threads")]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+# Issues big reads without waiting for them, says so, then waits to be killed.
+GREEDY_CLIENT = r"""
+import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+for i in range(8):
+    h.aio_pread(nbd.Buffer(4 << 20), i << 20)
+print("in flight", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_connections_killed_mid_request_leave_the_others_served(tmp_path):
+    """As the unit runs it: clients die with requests in flight (what the
+    kernel's connection does when it times out), and the server goes on
+    serving the others, with their data.  On nbdkit 1.32.5 with THREADS=16
+    (its default) the server aborted within the 20 kills in 3 of 3 runs."""
+    env, proc, sock = start_serving(tmp_path, "SIZE=64M\nSWAP_SAFETY=attempt\n",
+                                    FAKECUDA_LATENCY_US="200")
+    uri = f"nbd+unix:///?socket={sock}"
+    try:
+        other = nbd.NBD()
+        other.connect_uri(uri)
+        for i in range(20):
+            client = subprocess.Popen([sys.executable, "-c", GREEDY_CLIENT, uri],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                assert client.stdout.readline().strip() == "in flight"
+                client.kill()
+            finally:
+                client.wait()
+            data = bytes([i + 1]) * 65536
+            other.pwrite(data, 48 << 20)
+            assert other.pread(65536, 48 << 20) == data
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        other.shutdown()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert "Assertion" not in (tmp_path / "serve.log").read_text()
 
 
 def test_a_second_server_for_the_same_gpu_is_refused(served, tmp_path):
