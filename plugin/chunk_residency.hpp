@@ -10,6 +10,8 @@
 // away.  Block bits are atomic, so writers sharing a chunk do not serialize.
 #pragma once
 
+#include "request_board.hpp"
+
 #include <cuda.h>
 
 #include <atomic>
@@ -107,17 +109,23 @@ CUresult ChunkResidency::write(uint64_t offset, uint64_t length, Map map, Io io)
   const size_t chunk = offset / chunk_size_;
   Chunk &c = chunks_[chunk];
   {
+    request_trace::phase(RequestPhase::chunk_wait, static_cast<int64_t>(chunk));
     std::shared_lock shared(c.lock);
+    request_trace::phase(RequestPhase::chunk, static_cast<int64_t>(chunk));
     if (c.mapped) {
       mark(chunk, offset, length);
       return io();
     }
   }
+  request_trace::phase(RequestPhase::chunk_wait, static_cast<int64_t>(chunk));
   std::unique_lock exclusive(c.lock);
+  request_trace::phase(RequestPhase::chunk, static_cast<int64_t>(chunk));
   if (!c.mapped) {
+    request_trace::phase(RequestPhase::map, static_cast<int64_t>(chunk));
     if (const CUresult r = map(chunk); r != CUDA_SUCCESS)
       return r;
     set_mapped(c, true);
+    request_trace::phase(RequestPhase::chunk, static_cast<int64_t>(chunk));
   }
   mark(chunk, offset, length);
   return io();
@@ -125,8 +133,11 @@ CUresult ChunkResidency::write(uint64_t offset, uint64_t length, Map map, Io io)
 
 template <typename Io> CUresult ChunkResidency::read(uint64_t offset, uint64_t /*length*/, Io io)
 {
-  Chunk &c = chunks_[offset / chunk_size_];
+  const size_t chunk = offset / chunk_size_;
+  Chunk &c = chunks_[chunk];
+  request_trace::phase(RequestPhase::chunk_wait, static_cast<int64_t>(chunk));
   std::shared_lock shared(c.lock);
+  request_trace::phase(RequestPhase::chunk, static_cast<int64_t>(chunk));
   return io(c.mapped);
 }
 
@@ -136,7 +147,9 @@ CUresult ChunkResidency::clear(uint64_t offset, uint64_t length, Clear clear, Un
   const size_t chunk = offset / chunk_size_;
   Chunk &c = chunks_[chunk];
   {
+    request_trace::phase(RequestPhase::chunk_wait, static_cast<int64_t>(chunk));
     std::shared_lock shared(c.lock);
+    request_trace::phase(RequestPhase::chunk, static_cast<int64_t>(chunk));
     if (!c.mapped)
       return CUDA_SUCCESS;
     if (const CUresult r = clear(); r != CUDA_SUCCESS)
@@ -144,10 +157,13 @@ CUresult ChunkResidency::clear(uint64_t offset, uint64_t length, Clear clear, Un
     if (unmark(chunk, offset, length) != 0)
       return CUDA_SUCCESS;
   }
+  request_trace::phase(RequestPhase::chunk_wait, static_cast<int64_t>(chunk));
   std::unique_lock exclusive(c.lock);
+  request_trace::phase(RequestPhase::chunk, static_cast<int64_t>(chunk));
   // A writer may have come in between: it marked blocks, so live != 0.
   if (!c.mapped || c.live.load(std::memory_order_relaxed) != 0)
     return CUDA_SUCCESS;
+  request_trace::phase(RequestPhase::map, static_cast<int64_t>(chunk));
   if (const CUresult r = unmap(chunk); r != CUDA_SUCCESS)
     return r;
   set_mapped(c, false);

@@ -28,6 +28,7 @@ const char *const config_help =
   "lazy-spare=<N>            allocation=lazy: chunks of VRAM created ahead of need\n"
   "                          (default: 8M worth, 1 to 4; 0: none).\n"
   "status-file=<PATH>        Keep the size and VRAM held in this file (KEY=VALUE).\n"
+  "requests-file=<PATH>      Keep each thread's request in flight in this file.\n"
   "share-gpu=auto|yes|no     Keep swap fast beside other programs' GPU work: auto\n"
   "                          (once one is seen, default), yes (always), no.\n";
 
@@ -193,19 +194,24 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
     else if (value == "no") config_.share_gpu = ShareGpu::no;
     else
       throw ConfigError("share-gpu=" + std::string(value) +
-                        ": expected 'yes' (default: always the copies other programs' "
-                        "GPU work cannot delay), 'auto' (the fastest copies until another "
-                        "program is seen computing on the GPU) or 'no'");
+                        ": expected 'auto' (default: the fastest copies until another "
+                        "program is seen computing on the GPU), 'yes' (always the copies "
+                        "other programs' GPU work cannot delay) or 'no'");
   } else if (key == "status-file") {
     if (value.empty() || value.front() != '/')
       throw ConfigError("status-file=" + std::string(value) +
                         ": expected an absolute path, e.g. /run/vram-swap/vram0.status");
     config_.status_file = value;
+  } else if (key == "requests-file") {
+    if (value.empty() || value.front() != '/')
+      throw ConfigError("requests-file=" + std::string(value) +
+                        ": expected an absolute path, e.g. /run/vram-swap/vram0.requests");
+    config_.requests_file = value;
   } else {
     throw ConfigError("unknown parameter '" + std::string(key) +
                       "': accepted parameters are size, reserve, step, min-size, "
                       "device, lanes, chunk-size, swap-safety, init-timeout, wait, "
-                      "allocation, lazy-chunk, lazy-spare, status-file, share-gpu "
+                      "allocation, lazy-chunk, lazy-spare, status-file, requests-file, share-gpu "
                       "(see nbdkit-vram-plugin(1))");
   }
 }

@@ -56,6 +56,7 @@ struct Config {
   uint64_t lazy_chunk;              // allocation=lazy: VRAM is mapped in these units
   std::optional<unsigned> lazy_spare; // allocation=lazy: chunks created ahead; default by chunk
   std::string status_file;          // empty: none
+  std::string requests_file;        // empty: none (request_board.hpp)
   ShareGpu share_gpu = ShareGpu::automatic;
 };
 

@@ -1,5 +1,7 @@
 #include "lane_pool.hpp"
 
+#include "request_board.hpp"
+
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -21,24 +23,27 @@ LanePool::LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size
   idle_.reserve(count);
   for (unsigned i = 0; i < count; ++i) {
     lanes_.push_back(std::make_unique<IoLane>(driver, chunk_size, zeroes, shared_));
-    idle_.push_back(lanes_.back().get());
+    idle_.push_back(i);
   }
 }
 
 LanePool::Lease LanePool::acquire()
 {
+  request_trace::phase(RequestPhase::lane_wait);
   std::unique_lock lock(mutex_);
   available_.wait(lock, [this] { return !idle_.empty(); });
-  IoLane *lane = idle_.back();
+  const unsigned index = idle_.back();
   idle_.pop_back();
-  return Lease(*this, lane);
+  lock.unlock();
+  request_trace::phase(RequestPhase::lane, index);
+  return Lease(*this, index);
 }
 
-void LanePool::give_back(IoLane *lane)
+void LanePool::give_back(unsigned index)
 {
   {
     std::lock_guard lock(mutex_);
-    idle_.push_back(lane);
+    idle_.push_back(index);
   }
   available_.notify_one();
 }

@@ -1,6 +1,7 @@
 // A fixed set of I/O lanes shared by nbdkit's worker threads.  A request
 // borrows a lane for its whole duration and returns it when done; when all
-// lanes are busy it waits for one.
+// lanes are busy it waits for one.  Both show in requests-file= (lane-wait,
+// lane N).
 #pragma once
 
 #include "io_lane.hpp"
@@ -16,16 +17,16 @@ class LanePool {
 public:
   class Lease {
   public:
-    Lease(LanePool &pool, IoLane *lane) : pool_(pool), lane_(lane) {}
+    Lease(LanePool &pool, unsigned index) : pool_(pool), index_(index) {}
     Lease(const Lease &) = delete;
     Lease &operator=(const Lease &) = delete;
-    ~Lease() { pool_.give_back(lane_); }
-    IoLane *operator->() const { return lane_; }
-    IoLane &operator*() const { return *lane_; }
+    ~Lease() { pool_.give_back(index_); }
+    IoLane *operator->() const { return pool_.lanes_[index_].get(); }
+    IoLane &operator*() const { return *pool_.lanes_[index_]; }
 
   private:
     LanePool &pool_;
-    IoLane *lane_;
+    unsigned index_;
   };
 
   // Throws std::runtime_error if a lane cannot be created.
@@ -43,14 +44,14 @@ public:
   IoLane &lane(size_t i) { return *lanes_[i]; }
 
 private:
-  void give_back(IoLane *lane);
+  void give_back(unsigned index);
 
   SharedGpuDetector shared_; // before the lanes, which use them
   PinnedMemory zeroes_;
   std::vector<std::unique_ptr<IoLane>> lanes_;
   std::mutex mutex_;
   std::condition_variable available_;
-  std::vector<IoLane *> idle_;
+  std::vector<unsigned> idle_; // indexes into lanes_
 };
 
 } // namespace vram

@@ -12,6 +12,7 @@
 #include "logging.hpp"
 #include "nbdkit_log_sink.hpp"
 #include "preflight.hpp"
+#include "request_board.hpp"
 #include "sizing.hpp"
 #include "status_reporter.hpp"
 #include "swap_safety.hpp"
@@ -38,6 +39,7 @@ struct PluginState {
   std::unique_ptr<CudaDriver> driver;
   std::unique_ptr<VramStore> store;
   std::unique_ptr<StatusReporter> reporter; // destroyed before the store
+  std::unique_ptr<RequestBoard> board;       // requests-file=
 };
 
 PluginState *state;
@@ -205,6 +207,16 @@ int vram_after_fork()
                   ? strformat(", plus %zu spare chunk%s created ahead of need (lazy-spare=)",
                               store.spare_target(), store.spare_target() == 1 ? "" : "s")
                   : std::string("; none is held yet")));
+    if (!config.requests_file.empty()) {
+      try {
+        state->board = std::make_unique<RequestBoard>(config.requests_file,
+                                                      static_cast<unsigned>(store.lanes()));
+      } catch (const std::exception &e) {
+        nbdkit_error("%s", e.what());
+        return -1;
+      }
+      RequestBoard::install(state->board.get());
+    }
     if (store.allocation() == Allocation::lazy || !config.status_file.empty())
       state->reporter = std::make_unique<StatusReporter>(
         store, StatusReporter::Settings{state->layout.gpu_label, config.status_file});
@@ -232,6 +244,7 @@ void vram_cleanup()
   if (state) {
     state->reporter.reset();
     state->store.reset();
+    state->board.reset(); // no request runs any more
   }
 }
 
@@ -290,25 +303,37 @@ int vram_is_rotational(void *) { return 0; }
 
 int vram_pread(void *handle, void *buf, uint32_t count, uint64_t offset, uint32_t /*flags*/)
 {
-  return guarded("pread", [&] { return report(store_of(handle).read(buf, count, offset)); });
+  return guarded("pread", [&] {
+    request_trace::Scope trace("read", offset, count);
+    return report(store_of(handle).read(buf, count, offset));
+  });
 }
 
 // FUA needs nothing extra: every write is in VRAM before it is acknowledged.
 int vram_pwrite(void *handle, const void *buf, uint32_t count, uint64_t offset, uint32_t /*flags*/)
 {
-  return guarded("pwrite", [&] { return report(store_of(handle).write(buf, count, offset)); });
+  return guarded("pwrite", [&] {
+    request_trace::Scope trace("write", offset, count);
+    return report(store_of(handle).write(buf, count, offset));
+  });
 }
 
 int vram_zero(void *handle, uint32_t count, uint64_t offset, uint32_t /*flags*/)
 {
-  return guarded("zero", [&] { return report(store_of(handle).zero(count, offset)); });
+  return guarded("zero", [&] {
+    request_trace::Scope trace("zero", offset, count);
+    return report(store_of(handle).zero(count, offset));
+  });
 }
 
 // Trimmed blocks are zeroed, not merely forgotten: swap discards pages that
 // held secrets, and later reads must not return them.
 int vram_trim(void *handle, uint32_t count, uint64_t offset, uint32_t /*flags*/)
 {
-  return guarded("trim", [&] { return report(store_of(handle).zero(count, offset)); });
+  return guarded("trim", [&] {
+    request_trace::Scope trace("trim", offset, count);
+    return report(store_of(handle).zero(count, offset));
+  });
 }
 
 int vram_flush(void *handle, uint32_t /*flags*/)

@@ -99,6 +99,7 @@ def test_helper_passes_shellcheck():
     ('PLUGIN_ARGS="device=1"\n', "set device with its own key"),
     ("PLUGIN_ARGS=allocation=lazy\n", "set allocation with its own key"),
     ("PLUGIN_ARGS=status-file=/tmp/x\n", "vram-swap sets status-file"),
+    ("PLUGIN_ARGS=requests-file=/tmp/x\n", "vram-swap sets status-file and requests-file"),
     ("ALLOCATION=sometimes\n", "ALLOCATION=sometimes: expected eager"),
     ("PLUGIN_ARGS=wait\n", "'wait' is not key=value"),
     ("THREADS=0\n", "THREADS=0: expected nbdkit's threads per connection, 1 to 64"),
@@ -228,6 +229,14 @@ def test_which_nbdkit_releases_abort_on_a_dead_connection(version, affected):
     r = subprocess.run(["bash", "-euc", body + f'\nnbdkit_aborts_on_dead_connection "{version}"'],
                        capture_output=True, text=True)
     assert r.returncode == (0 if affected else 1), r.stderr
+
+
+def test_the_server_keeps_a_requests_file(served, tmp_path):
+    """Where each thread is in its request, for a hang dump."""
+    env, proc, sock = served
+    path = tmp_path / "run" / "0.requests"
+    assert f"requests-file={path}".encode() in nbdkit_cmdline(proc.pid)
+    assert path.read_text().startswith(f"# nbdkit-vram requests-file: pid {proc.pid}")
 
 
 def test_one_thread_per_connection_on_an_nbdkit_that_aborts(served):

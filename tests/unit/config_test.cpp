@@ -50,7 +50,7 @@ TEST(Config, ShareGpu)
   EXPECT_EQ(make_config({{"size", "1G"}, {"share-gpu", "yes"}}).share_gpu, ShareGpu::yes);
   EXPECT_EQ(make_config({{"size", "1G"}, {"share-gpu", "no"}}).share_gpu, ShareGpu::no);
   EXPECT_EQ(make_config({{"size", "1G"}, {"share-gpu", "auto"}}).share_gpu, ShareGpu::automatic);
-  expect_error({{"size", "1G"}, {"share-gpu", "sometimes"}}, "share-gpu=sometimes: expected 'yes'");
+  expect_error({{"size", "1G"}, {"share-gpu", "sometimes"}}, "share-gpu=sometimes: expected 'auto'");
 }
 
 TEST(Config, LazyParameters)
