@@ -79,9 +79,13 @@ OOM_PATTERNS = ("invoked oom-killer", "Out of memory:")
 # After a hang or crash is seen, keep reading this long so the log gets the
 # stack traces the kernel prints after the headline.
 GRACE_S = float(os.environ.get("VRAM_VM_GRACE", 4.0))
-# Alt-SysRq keys pressed when a hang is seen: w shows every blocked task
-# (t: every task, for debugging); l, what each CPU runs, is always added.
-SYSRQ_ON_HANG = os.environ.get("VRAM_VM_SYSRQ", "w")
+# Alt-SysRq keys pressed when a hang is seen: t shows every task's state
+# and kernel stack, then the workqueues and what their workers run (w:
+# blocked tasks only); l, what each CPU runs, is always added.
+SYSRQ_ON_HANG = os.environ.get("VRAM_VM_SYSRQ", "t")
+# After a hang, how long to wait for the guest's vm-hangdump (started by
+# guest/lib.sh beside nbdkit) to finish its dump ("hangdump: end").
+HANGDUMP_WAIT_S = float(os.environ.get("VRAM_VM_HANGDUMP_WAIT", 30.0))
 
 
 class Unavailable(Exception):
@@ -339,11 +343,14 @@ class Vm:
         self.initrd = build_initramfs(self.kernel, self.workdir / "initrd.cpio")
         self.image = boot_image(self.kernel, self.workdir)
 
-    def command(self, outdir, shm, monitor, ram, smp, vram, cmdline_extra=""):
+    def command(self, outdir, shm, monitor, ram, smp, vram, cmdline_extra="", dumpsock=None):
         cmdline = ("console=ttyS0,115200 panic=-1 softlockup_panic=0 hung_task_panic=0 "
                    "oops=continue loglevel=7 rdinit=/init " + cmdline_extra).strip()
         cmd = [QEMU, "-machine", "pc,accel=tcg", "-cpu", "qemu64", "-smp", str(smp), "-m", ram,
-               "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+               "-nodefaults", "-display", "none", "-serial", "stdio",
+               # ttyS1: the harness asks the guest's vm-hangdump for a dump.
+               "-serial", f"unix:{dumpsock or monitor.with_name('hangdump')},server=on,wait=off",
+               "-no-reboot",
                "-monitor", f"unix:{monitor},server=on,wait=off",
                "-kernel", str(self.image), "-initrd", str(self.initrd),
                "-append", cmdline,
@@ -382,11 +389,13 @@ class Vm:
 
         mondir = Path(tempfile.mkdtemp(prefix="vmtest-"))
         monitor = mondir / "monitor"
-        cmd = self.command(outdir, shm, monitor, ram, smp, vram)
+        dumpsock = mondir / "hangdump"
+        cmd = self.command(outdir, shm, monitor, ram, smp, vram, dumpsock=dumpsock)
         events, hostchecks = [], {}
         verdict = reason = None
         boot_s = None
         stop_at = None
+        dumper = False  # the guest's vm-hangdump is running
         start = time.monotonic()
         deadline = start + timeout
         with open(log_path, "w") as log:
@@ -409,6 +418,8 @@ class Vm:
                         for key in SYSRQ_ON_HANG + "l":
                             self._sysrq(monitor, key, log)
                         stop_at = now + GRACE_S
+                        if dumper and self._ask_for_dump(dumpsock, log):
+                            stop_at += HANGDUMP_WAIT_S
                         deadline = stop_at
                     wait = min(deadline, stop_at or deadline) - now
                     ready, _, _ = select.select([proc.stdout], [], [], max(0.0, min(wait, 1.0)))
@@ -434,11 +445,21 @@ class Vm:
                             if kind != "hang" or stop_on_hang:
                                 stop_at = time.monotonic() + GRACE_S
                             if kind == "hang":
-                                # Every blocked task, not only the first, and
+                                # Every task, not only the first blocked one,
                                 # what each CPU runs (a task stuck in reclaim
-                                # is running, not blocked).
+                                # is running, not blocked), and nbdkit's own
+                                # view, which the dump ends by saying.
                                 for key in SYSRQ_ON_HANG + "l":
                                     self._sysrq(monitor, key, log)
+                                if dumper and self._ask_for_dump(dumpsock, log) \
+                                        and stop_at is not None:
+                                    stop_at += HANGDUMP_WAIT_S
+                        if "hangdump: watching" in line:
+                            dumper = True
+                        elif "hangdump: nbdkit pid" in line and "has exited" in line:
+                            dumper = False
+                        if "hangdump: end" in line and stop_at is not None:
+                            stop_at = min(stop_at, time.monotonic() + GRACE_S)
                         if "VMTEST BOOTED" in line and boot_s is None:
                             boot_s = t
                         m = re.search(r"VMTEST HOSTCHECK (\S+)(.*)", line)
@@ -491,6 +512,22 @@ class Vm:
             log.write(f"# harness: sent Alt-SysRq-{key.upper()}\n")
         except OSError as e:
             log.write(f"# harness: could not send sysrq-{key}: {e}\n")
+
+    @staticmethod
+    def _ask_for_dump(dumpsock, log):
+        """Writes a line to the guest's ttyS1, where vm-hangdump waits for
+        one (if the script started it).  True if it was sent."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(2)
+                s.connect(str(dumpsock))
+                s.sendall(b"dump\n")
+                time.sleep(0.2)
+            log.write("# harness: asked the guest's vm-hangdump for a dump\n")
+            return True
+        except OSError as e:
+            log.write(f"# harness: could not ask for a dump: {e}\n")
+            return False
 
     @staticmethod
     def _hostcheck(handler, name, args, shm, outdir, done, log):
@@ -557,7 +594,7 @@ def _die_with_parent():
 
 def classify(line, expect_io_errors=False):
     """hang / crash / io-error / oom / None for one console line."""
-    if "VMTEST" in line:  # the harness protocol, not the kernel
+    if "VMTEST" in line or "hangdump: " in line:  # the harness protocol, not the kernel
         return None
     if any(p in line for p in HANG_PATTERNS):
         return "hang"

@@ -10,6 +10,8 @@ timeout (a request unanswered for 30 s: "Connection timed out"), in runs
 where no task stays in D state for 10 s at a stretch (1 run in 5 so far).
 Both are the kernel seeing requests nobody serves.
 """
+import re
+
 from settings import HANG_REPORTED_WITHIN, HUNG_TASK_TIMEOUT, PRESSURE_BOUND
 
 
@@ -22,6 +24,14 @@ def test_without_swap_protections_the_guest_hangs_and_is_caught(vm_run):
         f"hang reported at {caught}s; must be within {HANG_REPORTED_WITHIN}s"
     line = r.first_line("hang")
     assert "blocked for more than" in line or "Connection timed out" in line, line
-    # Stopped a few seconds after the report, not at the wall-clock bound.
+    # Stopped a few seconds after the report and the capture, not at the
+    # wall-clock bound.
     assert r.elapsed < caught + 15
     assert r.first("timeout") is None
+    # The capture (docs/vm-tests.md, "Reading a hang capture"): every task
+    # (SysRq-T) and workqueue, and from vm-hangdump each nbdkit thread.
+    log = r.log.read_text(errors="replace")
+    assert "task:nbdkit" in log
+    dump = log[log.index("hangdump: begin"):log.index("hangdump: end")]
+    assert re.search(r"hangdump: thread \d+ \(nbdkit\) state [A-Z]", dump), dump[:2000]
+    assert "hangdump: requests in flight" in dump and "hangdump: /proc/meminfo:" in dump

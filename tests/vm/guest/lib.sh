@@ -16,6 +16,7 @@ RUNDIR=/run/vmtest
 SOCK=$RUNDIR/nbdkit.sock
 NBDKIT_LOG=$RUNDIR/nbdkit.log
 MAP_FILE=$RUNDIR/fakecuda.map
+REQUESTS_FILE=$RUNDIR/nbdkit.requests
 NBD=/dev/nbd0
 # shellcheck disable=SC2034  # for the scripts that source this
 PY=/usr/bin/python3
@@ -132,7 +133,8 @@ start_nbdkit() {
       FAKECUDA_GPUS="name=ivshmem BAR,total=$bar" \
       "${envs[@]}" \
     nbdkit -f -U $SOCK "${opts[@]}" $BUILD/plugin/nbdkit-vram-plugin.so \
-      size="$size" swap-safety="$safety" "${params[@]}" >$NBDKIT_LOG 2>&1 &
+      size="$size" swap-safety="$safety" requests-file=$REQUESTS_FILE "${params[@]}" \
+      >$NBDKIT_LOG 2>&1 &
   NBDKIT_PID=$!
   local t0 i
   t0=$(now)
@@ -140,6 +142,7 @@ start_nbdkit() {
     if nbdinfo --size "nbd+unix:///?socket=$SOCK" >/dev/null 2>&1; then
       log "nbdkit serving $size on a $bar-byte BAR after $(elapsed_since "$t0")s (pid $NBDKIT_PID)"
       sed 's/^/nbdkit: /' $NBDKIT_LOG
+      start_hangdump $NBDKIT_PID $REQUESTS_FILE
       return 0
     fi
     if ! kill -0 $NBDKIT_PID 2>/dev/null; then
@@ -150,6 +153,19 @@ start_nbdkit() {
   done
   log "nbdkit not serving after 120s:"; sed 's/^/nbdkit: /' $NBDKIT_LOG
   return 1
+}
+
+# start_hangdump PID REQUESTS_FILE: vm-hangdump (tests/vm/hangdump.cpp)
+# watches nbdkit PID from now on, locked in RAM, and dumps what each of
+# its threads and the plugin are doing when the harness sees a hang and
+# writes to ttyS1 (docs/vm-tests.md, "Reading a hang capture").
+start_hangdump() {
+  local tool=$BUILD/tests/vm/vm-hangdump
+  if [[ ! -x $tool ]]; then
+    log "no $tool: a hang will not show nbdkit's threads (rebuild)"
+    return 0
+  fi
+  "$tool" --pid "$1" --requests "$2" --trigger /dev/ttyS1 &
 }
 
 # Where the plugin's VRAM allocation lies in the BAR file (bytes), from the

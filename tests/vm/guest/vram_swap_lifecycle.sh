@@ -24,6 +24,7 @@ check $? "$nbd is swap at priority 77"
 [[ $(stat -c %a /run/vram-swap/0.sock) == 600 && $(stat -c %a /run/vram-swap) == 700 ]]
 check $? "the socket is 0600 in a 0700 directory"
 pid=$(cat /run/vram-swap/0.pid)
+start_hangdump "$pid" /run/vram-swap/0.requests
 [[ $(cat /proc/$pid/oom_score_adj) == -1000 ]]
 check $? "the server is exempt from the OOM killer"
 
