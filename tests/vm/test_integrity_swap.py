@@ -20,6 +20,7 @@ import re
 
 import pytest
 
+from scenarios import INTEGRITY_SWAP, run_args
 from settings import INTEGRITY_SWAP_BOUND
 
 CORRUPTION = re.compile(r'error: integrity: data corruption in export "" at offset (\d+) ')
@@ -27,8 +28,8 @@ CORRUPTION = re.compile(r'error: integrity: data corruption in export "" at offs
 
 @pytest.fixture(scope="module")
 def filtered(vm_run_once):
-    return vm_run_once("integrity_swap.sh", "integrity_swap", timeout=INTEGRITY_SWAP_BOUND,
-                       expect_io_errors=True)
+    script, kw = run_args(INTEGRITY_SWAP)
+    return vm_run_once(script, "integrity_swap", **kw)
 
 
 @pytest.fixture(scope="module")

@@ -74,11 +74,8 @@ tests/vm/harness.py lazy_swap.sh LAZY_CHUNK=16M CONTROL=0 (it fails its
 """
 import pytest
 
-from settings import HUNG_TASK_TIMEOUT
+from scenarios import LAZY_SWAP, LAZY_SWAP_BOUND, run_args
 
-# Wall-clock bound for the boot: about 80 s on an idle 2-core machine,
-# up to 2.5 times that beside another VM test.
-LAZY_SWAP_BOUND = 300
 CHUNK = 2 << 20
 MIB = 1 << 20
 TRUNK = 64 * MIB          # the kernel's swap address space
@@ -92,9 +89,8 @@ CONTROL_FRACTION = 0.9
 
 @pytest.fixture(scope="module")
 def run(vm_run_once):
-    return vm_run_once("lazy_swap.sh", "lazy_swap", timeout=LAZY_SWAP_BOUND,
-                       hung_task_timeout=HUNG_TASK_TIMEOUT,
-                       params={"LAZY_CHUNK": "2M", "SWAP_SIZE": "768M"})
+    script, kw = run_args(LAZY_SWAP)
+    return vm_run_once(script, "lazy_swap", **kw)
 
 
 def checks(run, prefix):

@@ -6,12 +6,12 @@ task, an oops, an I/O error or the OOM killer, with at least half of the
 swap device in use at the peak, and swapoff and nbd-client -d must work
 afterwards.
 """
-from settings import HUNG_TASK_TIMEOUT, PRESSURE_BOUND
+from scenarios import PRESSURE, run_args
 
 
 def test_swap_at_zero_free_ram_every_page_verified(vm_run):
-    r = vm_run("pressure.sh", params={"SAFETY": "require"}, timeout=PRESSURE_BOUND,
-               hung_task_timeout=HUNG_TASK_TIMEOUT)
+    script, kw = run_args(PRESSURE)
+    r = vm_run(script, **kw)
     assert r.verdict == "pass", r.reason
     assert r.first("oom") is None, "the OOM killer ran: the test sized stress-ng wrong"
     f = r.figures

@@ -5,11 +5,12 @@ vram-swap-sleep.service runs) -> down, a second `up` on the same GPU
 refused, and `down` refusing, loudly, with the server left running and the
 swap intact, while swapoff cannot take the swapped pages back into RAM.
 """
-from settings import PRESSURE_BOUND
+from scenarios import LIFECYCLE, run_args
 
 
 def test_up_pressure_status_down_and_a_refused_down(vm_run):
-    r = vm_run("vram_swap_lifecycle.sh", timeout=PRESSURE_BOUND)
+    script, kw = run_args(LIFECYCLE)
+    r = vm_run(script, **kw)
     assert r.verdict == "pass", r.reason
     # The refused down provokes the hog cgroup's own OOM (that is why
     # swapoff fails).  Under pressure at least 32 MiB was on the device.
