@@ -29,9 +29,11 @@ LanePool::LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size
 
 LanePool::Lease LanePool::acquire()
 {
-  request_trace::phase(RequestPhase::lane_wait);
   std::unique_lock lock(mutex_);
-  available_.wait(lock, [this] { return !idle_.empty(); });
+  if (idle_.empty()) {
+    request_trace::phase(RequestPhase::lane_wait);
+    available_.wait(lock, [this] { return !idle_.empty(); });
+  }
   const unsigned index = idle_.back();
   idle_.pop_back();
   lock.unlock();

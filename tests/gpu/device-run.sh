@@ -3,16 +3,18 @@
 # make-carry.sh: the GPU test suite, then the memory-vs-vram comparison.
 # Logs go to $OUT (the device tool's output folder) or ./device-out.
 #
-#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|lazy|lazy-ab|all]
+#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|lazy|lazy-ab|threads|requests|all]
 #
 # bench: bench/compare.sh (vram vs memory plugin) and bench/core-bench;
 # lanes: the quick comparison at lanes=16, 32 and 64;
 # integrity: bench/integrity_overhead.sh (the integrity filter's cost);
 # lazy: the allocation=lazy GPU tests and bench/lazy_overhead.sh;
 # lazy-ab: lazy's steady-state cost by chunk size and spares;
-# threads: the quick comparison with nbdkit's default threads against
-# --threads=1 (each connection's requests served by one thread), twice
-# each, alternating;
+# threads: bench/nbdkit_threads.sh (nbdkit's default threads against
+# --threads=1, which vram-swap uses on nbdkit 1.32.4-1.33.9, at several
+# requests in flight per connection);
+# requests: what requests-file= (which vram-swap always sets) costs,
+# bench/ab_overhead.sh without and with it;
 # reqtime: bench/request_time.sh (a 4 KiB request's time in the plugin and
 # outside it, both plugins, both thread settings);
 # fio: bench/crosscheck_fio.sh with the fio that make-carry.sh packed
@@ -111,14 +113,11 @@ if [[ $what == lanes ]]; then
   done 2>&1 | tee "$out/lanes.log"
 fi
 if [[ $what == threads ]]; then
-  for round in 1 2; do
-    for v in default threads-1; do
-      flags=; [[ $v == threads-1 ]] && flags=--threads=1
-      echo "--- $v (round $round)"
-      NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$memory_plugin \
-        NBDKIT_ARGS="$flags" bash bench/compare.sh --quick "$out/$v-$round" | tail -5
-    done
-  done 2>&1 | tee "$out/threads.log"
+  NBDKIT=$VRAM_NBDKIT bash bench/nbdkit_threads.sh "$out/threads" 2>&1 | tee "$out/threads.log"
+fi
+if [[ $what == requests ]]; then
+  NBDKIT=$VRAM_NBDKIT bash bench/ab_overhead.sh "$out/requests" plain "" "" \
+    requests-file "" "requests-file=/tmp/vram-bench.requests" 2>&1 | tee "$out/requests.log"
 fi
 if [[ $what == reqtime ]]; then
   NBDKIT=$VRAM_NBDKIT MEMORY_PLUGIN=$memory_plugin \
