@@ -103,6 +103,8 @@ def test_helper_passes_shellcheck():
     ("ALLOCATION=sometimes\n", "ALLOCATION=sometimes: expected eager"),
     ("PLUGIN_ARGS=wait\n", "'wait' is not key=value"),
     ("THREADS=0\n", "THREADS=0: expected nbdkit's threads per connection, 1 to 64"),
+    ("MIN_FREE_KB=lots\n", "MIN_FREE_KB=lots: expected the kB of RAM the kernel keeps free"),
+    ("MIN_FREE_KB=99999999\n", "MIN_FREE_KB=99999999"),
     ("THREADS=lots\n", "THREADS=lots"),
     ("COLOUR=blue\n", "unknown setting COLOUR"),
     ("just words\n", "expected KEY=VALUE"),
@@ -268,6 +270,51 @@ def test_threads_setting_and_a_fixed_nbdkit(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def min_free(tmp_path, calls, start=2737, config=""):
+    """Runs vram-swap's raise_min_free / restore_min_free (after
+    load_config) over a fake vm.min_free_kbytes; `calls` is a list of
+    (function, instance); live instances are the pid files in run/ naming
+    this test's own pid.  Returns (value after each call, outputs)."""
+    sysctl = tmp_path / "min_free_kbytes"
+    sysctl.write_text(f"{start}\n")
+    (tmp_path / "run").mkdir(exist_ok=True)
+    write_config(tmp_path, config, name="default.conf")
+    env = helper_env(tmp_path, VRAM_SWAP_MIN_FREE_FILE=str(sysctl))
+    values, outputs = [], []
+    for fn, inst in calls:
+        r = subprocess.run(["bash", "-c", f'source "{HELPER}"; load_config {inst}; {fn} {inst}'],
+                           env=env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        values.append(int(sysctl.read_text()))
+        outputs.append(r.stdout)
+    return values, outputs
+
+
+def test_min_free_is_raised_while_on_and_restored_after_the_last(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "1.pid").write_text(f"{os.getpid()}\n")  # GPU 1 still serving
+    values, out = min_free(tmp_path, [("raise_min_free", 0), ("raise_min_free", 1),
+                                      ("restore_min_free", 0)])
+    assert values == [65536, 65536, 65536], out  # GPU 1 still needs it
+    assert "vm.min_free_kbytes: 2737 -> 65536 while VRAM swap is on" in out[0] and out[1] == ""
+    (run_dir / "1.pid").unlink()
+    values, out = min_free(tmp_path, [("restore_min_free", 1)], start=65536)
+    assert values == [2737] and "back to 2737" in out[0], out
+    assert not (run_dir / "min_free_kbytes.saved").exists()
+
+
+def test_min_free_is_never_lowered_and_keep_leaves_it(tmp_path):
+    values, out = min_free(tmp_path, [("raise_min_free", 0), ("restore_min_free", 0)],
+                           start=131072)
+    assert values == [131072, 131072] and out == ["", ""], out
+    values, out = min_free(tmp_path, [("raise_min_free", 0)], config="MIN_FREE_KB=keep\n")
+    assert values == [2737], out
+    values, out = min_free(tmp_path, [("raise_min_free", 0), ("restore_min_free", 0)],
+                           config="MIN_FREE_KB=8192\n")
+    assert values == [8192, 2737], out
 
 
 # Issues big reads without waiting for them, says so, then waits to be killed.

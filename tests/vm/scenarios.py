@@ -23,9 +23,22 @@ LIFECYCLE = dict(script="vram_swap_lifecycle.sh", timeout=PRESSURE_BOUND)
 INTEGRITY_SWAP = dict(script="integrity_swap.sh", timeout=INTEGRITY_SWAP_BOUND,
                       expect_io_errors=True)
 
+
+
+def with_min_free(scenario, kb):
+    """The scenario with vm.min_free_kbytes raised to kb (pressure.sh's
+    MIN_FREE_KB; what vram-swap's MIN_FREE_KB= does)."""
+    return dict(scenario, params={**scenario["params"], "MIN_FREE_KB": kb})
+
+
 # What soak.py boots, by name.
 SOAK = {"pressure": PRESSURE, "pressure-4-workers": PRESSURE_4_WORKERS, "lazy-swap": LAZY_SWAP,
-        "lifecycle": LIFECYCLE, "integrity-swap": INTEGRITY_SWAP}
+        "lifecycle": LIFECYCLE, "integrity-swap": INTEGRITY_SWAP,
+        "pressure-4-workers-min-free-16m": with_min_free(PRESSURE_4_WORKERS, 16384),
+        "pressure-4-workers-min-free-32m": with_min_free(PRESSURE_4_WORKERS, 32768),
+        "pressure-4-workers-min-free-64m": with_min_free(PRESSURE_4_WORKERS, 65536)}
+# The default set: the suite's pressure boots and finding 2's harder load.
+DEFAULT_SOAK = ["pressure", "pressure-4-workers", "lazy-swap", "lifecycle", "integrity-swap"]
 
 
 def run_args(scenario):

@@ -15,6 +15,7 @@ mkdir -p $VRAM_SWAP_CONFIG_DIR
 printf 'SIZE=384M\nPRIORITY=77\nCONNECTIONS=2\nSWAP_SAFETY=require\n' >$VRAM_SWAP_CONFIG_DIR/0.conf
 
 # up
+min_free0=$(cat /proc/sys/vm/min_free_kbytes)
 $H up 0 >$RUNDIR/up.log 2>&1
 rc=$?; sed 's/^/up: /' $RUNDIR/up.log
 check $rc "vram-swap up 0"
@@ -25,6 +26,9 @@ check $? "$nbd is swap at priority 77"
 check $? "the socket is 0600 in a 0700 directory"
 pid=$(cat /run/vram-swap/0.pid)
 start_hangdump "$pid" /run/vram-swap/0.requests
+want=$((min_free0 > 65536 ? min_free0 : 65536))
+[[ $(cat /proc/sys/vm/min_free_kbytes) == "$want" ]]
+check $? "vm.min_free_kbytes is $want while VRAM swap is on (was $min_free0)"
 [[ $(cat /proc/$pid/oom_score_adj) == -1000 ]]
 check $? "the server is exempt from the OOM killer"
 
@@ -121,4 +125,6 @@ check $? "$nbd is no longer swap"
 check $? "the server has stopped"
 [[ $(cat /sys/block/${nbd#/dev/}/size) == 0 ]]
 check $? "$nbd is detached"
+[[ $(cat /proc/sys/vm/min_free_kbytes) == "$min_free0" ]]
+check $? "vm.min_free_kbytes is back to $min_free0"
 finish
