@@ -36,7 +36,12 @@ SOAK = {"pressure": PRESSURE, "pressure-4-workers": PRESSURE_4_WORKERS, "lazy-sw
         "lifecycle": LIFECYCLE, "integrity-swap": INTEGRITY_SWAP,
         "pressure-4-workers-min-free-16m": with_min_free(PRESSURE_4_WORKERS, 16384),
         "pressure-4-workers-min-free-32m": with_min_free(PRESSURE_4_WORKERS, 32768),
-        "pressure-4-workers-min-free-64m": with_min_free(PRESSURE_4_WORKERS, 65536)}
+        "pressure-4-workers-min-free-64m": with_min_free(PRESSURE_4_WORKERS, 65536),
+        # Without the block layer's writeback throttling, in which kswapd
+        # waited in the hangs of the harder load.
+        "pressure-4-workers-no-wbt": dict(PRESSURE_4_WORKERS,
+                                          params={**PRESSURE_4_WORKERS["params"],
+                                                  "WBT_LAT_USEC": 0})}
 # The default set: the suite's pressure boots and finding 2's harder load.
 DEFAULT_SOAK = ["pressure", "pressure-4-workers", "lazy-swap", "lifecycle", "integrity-swap"]
 

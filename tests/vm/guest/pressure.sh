@@ -16,6 +16,9 @@
 #                    not the plan (420s; about 75 s on an idle 2-core machine,
 #                    over 240 s with another test suite running beside it)
 # VMTEST_MIN_FREE_KB vm.min_free_kbytes for the run (default: the kernel's)
+# VMTEST_WBT_LAT_USEC /dev/nbd0's writeback throttling target
+#                    (queue/wbt_lat_usec; 0 turns it off; default: the
+#                    kernel's)
 # VMTEST_BALLAST_MB  RAM locked away by a helper process before the load is
 #                    sized (192): keeps the load and the run time what they
 #                    were while nbdkit itself locked 192 MiB it never used
@@ -42,6 +45,10 @@ if [[ ${VMTEST_WARMUP:-1} == 1 ]]; then
   warm_up
   check $? "warm-up reads ($(cat /sys/block/nbd0/queue/max_sectors_kb) KiB, O_DIRECT)"
   figure warm_up_seconds "$(elapsed_since "$t0")"
+fi
+if [[ -n ${VMTEST_WBT_LAT_USEC:-} ]]; then
+  echo "$VMTEST_WBT_LAT_USEC" >/sys/block/nbd0/queue/wbt_lat_usec
+  log "nbd0 wbt_lat_usec = $(cat /sys/block/nbd0/queue/wbt_lat_usec)"
 fi
 if [[ -n ${VMTEST_MIN_FREE_KB:-} ]]; then
   echo "$VMTEST_MIN_FREE_KB" >/proc/sys/vm/min_free_kbytes
