@@ -1264,6 +1264,42 @@ TEST_F(FakeCuda, ManyThreadsEachWithItsOwnStream) {
   EXPECT_EQ(total, free);
 }
 
+// A stream's queue is a fixed ring (no allocation per copy): more copies
+// than it holds, queued without a synchronisation, wait for room and all
+// run, in order.
+TEST_F(FakeCuda, MoreCopiesThanTheQueueHoldsAllRunInOrder) {
+  // 20 us a copy: the caller queues faster than they run, so the ring fills.
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_LATENCY_US", "20"}});
+  use_device(0);
+  CUdeviceptr d = 0;
+  CUstream s = nullptr;
+  void* pinned = nullptr;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAlloc_v2(&d, 1 * MiB));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamCreate(&s, 0));
+  constexpr std::size_t kCopies = 3000;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemHostAlloc(&pinned, kCopies, 0));
+  auto* bytes = static_cast<unsigned char*>(pinned);
+  for (std::size_t i = 0; i < kCopies; ++i) bytes[i] = static_cast<unsigned char>(i * 7 + 1);
+  // Each copy writes one byte; every 100th then overwrites the byte before
+  // it, so the order they run in shows.
+  for (std::size_t i = 0; i < kCopies; ++i) {
+    ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(d + i, bytes + i, 1, s));
+    if (i % 100 == 99) {
+      ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyHtoDAsync_v2(d + i - 1, bytes + i, 1, s));
+    }
+  }
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuStreamSynchronize(s));
+  std::vector<unsigned char> back(kCopies);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemcpyDtoH_v2(back.data(), d, kCopies));
+  for (std::size_t i = 0; i < kCopies; ++i) {
+    const std::size_t from = i % 100 == 98 ? i + 1 : i;
+    ASSERT_EQ(static_cast<unsigned char>(from * 7 + 1), back[i]) << "byte " << i;
+  }
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuStreamDestroy_v2(s));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemFreeHost(pinned));
+  EXPECT_EQ(CUDA_SUCCESS, cu().cuMemFree_v2(d));
+}
+
 // ---- Fault injection -----------------------------------------------------------------------------
 
 TEST_F(FakeCuda, TransientFaultOnNthCopySurfacesAtSync) {

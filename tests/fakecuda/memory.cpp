@@ -177,7 +177,10 @@ CUresult Driver::transfer(Transfer t, CUstream stream, bool async) {
   // Counted now, in the caller's order; applied when it executes.
   if (t.kind != TransferKind::Memset) t.plan = faults_.plan_copy();
   if (run_inline) return execute(t, false);
-  if (!s->enqueue([this, t] { return execute(t, true); })) return CUDA_ERROR_INVALID_HANDLE;
+  const auto run = [](void* self, const void* payload) {
+    return static_cast<Driver*>(self)->execute(*static_cast<const Transfer*>(payload), true);
+  };
+  if (!s->enqueue(+run, this, t)) return CUDA_ERROR_INVALID_HANDLE;
   return CUDA_SUCCESS;
 }
 

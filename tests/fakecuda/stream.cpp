@@ -4,17 +4,20 @@
 
 namespace fakecuda {
 
-Stream::Stream(int device, unsigned flags) : device_(device), flags_(flags) {
+Stream::Stream(int device, unsigned flags)
+    : device_(device), flags_(flags), ring_(ring_capacity) {
   worker_ = std::thread([this] { run(); });
 }
 
 Stream::~Stream() { shutdown(); }
 
-bool Stream::enqueue(Op op) {
+bool Stream::enqueue(const Op& op) {
   {
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
+    done_cv_.wait(lk, [&] { return stopping_ || queued_ - started_ < ring_capacity; });
     if (stopping_) return false;
-    queue_.emplace_back(++queued_, std::move(op));
+    ring_[queued_ % ring_capacity] = op;
+    ++queued_;
   }
   work_cv_.notify_one();
   return true;
@@ -48,21 +51,21 @@ void Stream::shutdown() {
 void Stream::run() {
   std::unique_lock lk(mu_);
   for (;;) {
-    work_cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+    work_cv_.wait(lk, [&] { return stopping_ || started_ < queued_; });
     // Drain before honouring stop: destroying a stream completes its work.
-    if (queue_.empty()) return;
-    auto [seq, op] = std::move(queue_.front());
-    queue_.pop_front();
+    if (started_ == queued_) return;
+    const Op op = ring_[started_ % ring_capacity];
+    const std::uint64_t seq = ++started_;
     lk.unlock();
+    done_cv_.notify_all();  // room in the ring
     CUresult result;
     try {
-      result = op();
+      result = op.run(op.context, op.payload);
     } catch (const std::bad_alloc&) {
       result = CUDA_ERROR_OUT_OF_MEMORY;
     } catch (...) {
       result = CUDA_ERROR_UNKNOWN;
     }
-    op = nullptr;  // destroy captures outside the lock
     lk.lock();
     if (result != CUDA_SUCCESS && !failure_) failure_ = Failure{seq, result};
     completed_ = seq;

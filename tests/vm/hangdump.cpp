@@ -109,6 +109,7 @@ struct Thread {
 
 struct State {
   int pid = 0;
+  Source maps; // /proc/PID/maps: which mapping a faulting thread's pc is in
   std::string requests_path;
   const char *requests = nullptr; // mapped requests file
   size_t requests_bytes = 0;
@@ -191,6 +192,8 @@ void warm(State &s)
         src->read_all();
   for (Source &src : s.globals)
     src.read_all();
+  if (s.maps.fd >= 0)
+    s.maps.read_all();
 }
 
 // The requests in flight: (line, age of the request in seconds).
@@ -236,6 +239,28 @@ void dump(State &s, const char *why)
                   sys.empty() ? "?" : sys.c_str());
     out("hangdump: ");
     out(head);
+    // "-1 SP PC": in the kernel but not in a system call (a page fault):
+    // name the mapping the user-space pc is in.
+    unsigned long long sp = 0, pc = 0;
+    if (std::sscanf(sys.c_str(), "-1 %llx %llx", &sp, &pc) == 2 && s.maps.fd >= 0) {
+      const std::string maps(read_buf, s.maps.read_all());
+      size_t at = 0;
+      while (at < maps.size()) {
+        const size_t end = maps.find('\n', at);
+        const std::string line = maps.substr(at, end == std::string::npos ? end : end - at);
+        unsigned long long lo = 0, hi = 0;
+        if (std::sscanf(line.c_str(), "%llx-%llx", &lo, &hi) == 2 && pc >= lo && pc < hi) {
+          std::snprintf(head, sizeof head, "hangdump:   user pc 0x%llx (offset 0x%llx) in ", pc,
+                        pc - lo);
+          out(head);
+          out(line + "\n");
+          break;
+        }
+        if (end == std::string::npos)
+          break;
+        at = end + 1;
+      }
+    }
     const size_t n = t.stack.read_all();
     out_lines("  ", read_buf, n);
   }
@@ -291,6 +316,7 @@ int main(int argc, char **argv)
   }
   if (s.pid <= 0)
     usage("--pid is required");
+  s.maps = open_source("/proc/" + std::to_string(s.pid) + "/maps");
   if (::mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
     std::fprintf(stderr, "vm-hangdump: mlockall: %s (going on unlocked)\n", std::strerror(errno));
   s.global_patterns = {"/proc/meminfo", "/proc/pressure/memory",

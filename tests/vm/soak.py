@@ -4,6 +4,7 @@ soak").  Not part of CI: a run of 100 boots takes about two hours on a
 2-core machine.
 
     python3 tests/vm/soak.py [--boots N] [--out DIR] [SCENARIO ...]
+    python3 tests/vm/soak.py --summarize --out DIR
 
 SCENARIO: names from scenarios.SOAK (default: scenarios.DEFAULT_SOAK), each booted
 N times (default 10), round robin, so a slow drift of the machine hits
@@ -27,19 +28,51 @@ import harness  # noqa: E402
 import scenarios  # noqa: E402
 
 
+def _thread_stacks(log_text):
+    """[(comm, state, wchan, [stack frames, innermost first])] from
+    vm-hangdump's thread lines."""
+    threads = []
+    for line in log_text.splitlines():
+        m = re.search(r"hangdump: thread \d+ \(([^)]*)\) state ([A-Z]) wchan (\S+)", line)
+        if m:
+            threads.append((m.group(1), m.group(2), m.group(3), []))
+            continue
+        m = re.search(r"hangdump:   \[<\w+>\] ([\w.]+)\+", line)
+        if m and threads:
+            threads[-1][3].append(m.group(1))
+        elif "hangdump: " in line and threads and "hangdump:   " not in line:
+            threads.append(("", "", "", []))  # a section after the threads: stop
+    return [t for t in threads if t[0]]
+
+
+def _where(frames):
+    """What a stack is doing, shortly: the system call, and the call that
+    allocated memory if it is in reclaim."""
+    syscall = next((f for f in reversed(frames) if f.startswith("__x64_sys_")), "")
+    syscall = syscall[len("__x64_sys_"):] or "no syscall"
+    if "__alloc_pages" in frames or "__alloc_pages_slowpath.constprop.0" in frames:
+        i = max(i for i, f in enumerate(frames) if f.startswith("__alloc_pages"))
+        caller = frames[i + 1] if i + 1 < len(frames) else "?"
+        return f"{syscall}: {caller} allocating, in direct reclaim"
+    return f"{syscall}: {frames[0] if frames else '?'}"
+
+
 def capture_summary(log_text):
     """The lines of a hang capture that say most: nbdkit threads not
-    asleep in an interruptible wait, the plugin's requests in flight, and
-    the kernel's blocked tasks."""
+    asleep in an interruptible wait (and where), the plugin's requests in
+    flight, and the kernel's blocked tasks."""
     lines = []
-    for m in re.finditer(r"hangdump: thread \d+ \(([^)]*)\) state ([A-Z]) wchan (\S+)", log_text):
-        if m.group(2) != "S":
-            lines.append(f"nbdkit thread ({m.group(1)}) state {m.group(2)} in {m.group(3)}")
+    for comm, state, wchan, frames in _thread_stacks(log_text):
+        if state != "S":
+            lines.append(f"nbdkit thread ({comm}) state {state}, {_where(frames)}"
+                         + (f" (wchan {wchan})" if wchan != "0" else ""))
     block = re.search(r"hangdump: requests in flight[^\n]*\n((?:[^\n]*hangdump:   age[^\n]*\n)*)",
                       log_text)
     if block:
         for line in block.group(1).splitlines():
             lines.append("request: " + line.split("hangdump:", 1)[1].strip())
+    if "hangdump: requests in flight" in log_text and not (block and block.group(1)):
+        lines.append("no request in the plugin")
     for m in re.finditer(r"task:(\S+)\s+state:D", log_text):
         lines.append(f"blocked task: {m.group(1)}")
     if "hangdump: begin" not in log_text:
@@ -51,14 +84,31 @@ def capture_summary(log_text):
     return [f"{line} (x{n})" if n > 1 else line for line, n in counted.items()]
 
 
+def resummarize(out_dir):
+    """summary.md again from out_dir's soak.jsonl and kept logs (after a
+    soak was stopped, or with a newer capture_summary)."""
+    rows = [json.loads(line) for line in open(out_dir / "soak.jsonl")]
+    for r in rows:
+        if r.get("log") and Path(r["log"]).exists():
+            r["capture"] = capture_summary(Path(r["log"]).read_text(errors="replace"))
+    return summarize(rows, sum(r["elapsed_s"] for r in rows))
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--boots", type=int, default=10, help="boots of each scenario (10)")
     ap.add_argument("--out", type=Path, default=harness.LOG_DIR / "soak",
                     help="where the results go (VRAM_BUILD_DIR/vm-logs/soak)")
+    ap.add_argument("--summarize", action="store_true",
+                    help="only write DIR/summary.md again from DIR/soak.jsonl")
     ap.add_argument("scenario", nargs="*",
                     help=f"of {', '.join(scenarios.SOAK)} ({', '.join(scenarios.DEFAULT_SOAK)})")
     args = ap.parse_args(argv)
+    if args.summarize:
+        summary = resummarize(args.out)
+        (args.out / "summary.md").write_text(summary)
+        print(summary)
+        return 0
     names = args.scenario or scenarios.DEFAULT_SOAK
     unknown = [n for n in names if n not in scenarios.SOAK]
     if unknown:
@@ -95,7 +145,7 @@ def main(argv):
 
 
 def summarize(rows, seconds):
-    out = [f"{len(rows)} boots in {seconds / 60:.0f} min", "",
+    out = [f"{len(rows)} boots, {seconds / 60:.0f} min of VM time", "",
            "| scenario | boots | pass | hang | other | median s |", "|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["scenario"] for r in rows):
         mine = [r for r in rows if r["scenario"] == name]
