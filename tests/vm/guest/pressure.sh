@@ -15,7 +15,9 @@
 # VMTEST_STRESS_MAX  stress-ng --timeout: a bound for a slow or busy machine,
 #                    not the plan (420s; about 75 s on an idle 2-core machine,
 #                    over 240 s with another test suite running beside it)
-# VMTEST_MIN_FREE_KB vm.min_free_kbytes for the run (default: the kernel's)
+# VMTEST_MIN_FREE_KB vm.min_free_kbytes for the run (default: the kernel's),
+#                    set after the load is sized, so the load is the same
+#                    size whatever the reserve
 # VMTEST_WBT_LAT_USEC /dev/nbd0's writeback throttling target
 #                    (queue/wbt_lat_usec; 0 turns it off; default: the
 #                    kernel's)
@@ -50,10 +52,6 @@ if [[ -n ${VMTEST_WBT_LAT_USEC:-} ]]; then
   echo "$VMTEST_WBT_LAT_USEC" >/sys/block/nbd0/queue/wbt_lat_usec
   log "nbd0 wbt_lat_usec = $(cat /sys/block/nbd0/queue/wbt_lat_usec)"
 fi
-if [[ -n ${VMTEST_MIN_FREE_KB:-} ]]; then
-  echo "$VMTEST_MIN_FREE_KB" >/proc/sys/vm/min_free_kbytes
-  log "vm.min_free_kbytes = $(cat /proc/sys/vm/min_free_kbytes)"
-fi
 ballast_mb=${VMTEST_BALLAST_MB:-192}
 if ((ballast_mb > 0)); then
   ballast "$ballast_mb" || { finish; exit 1; }
@@ -75,6 +73,10 @@ per_worker_kb=$(((avail_kb + swap_kb * overcommit / 100) / workers / 32 * 32))
 ops_per_pass=$((per_worker_kb / 32))
 vm_ops=$((workers * (passes * ops_per_pass + 1)))
 figure stress_total_kb $((per_worker_kb * workers))
+if [[ -n ${VMTEST_MIN_FREE_KB:-} ]]; then
+  echo "$VMTEST_MIN_FREE_KB" >/proc/sys/vm/min_free_kbytes
+  log "vm.min_free_kbytes = $(cat /proc/sys/vm/min_free_kbytes)"
+fi
 
 # Sample peak swap use (and how much of it only the swap device holds:
 # Used minus SwapCached) and the least free RAM while stress-ng runs.
