@@ -120,7 +120,7 @@ char *my_line()
 
 } // namespace
 
-RequestBoard::RequestBoard(std::string path, unsigned lanes) : path_(std::move(path))
+RequestBoard::RequestBoard(std::string path) : path_(std::move(path))
 {
   ::unlink(path_.c_str());
   const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -142,16 +142,23 @@ RequestBoard::RequestBoard(std::string path, unsigned lanes) : path_(std::move(p
     blank(base_ + i * line_bytes);
   // Resident from now on: a stuck request must not need a page to report.
   ::mlock(base_, file_bytes);
+  set_lanes(0);
+  char head[line_bytes + 1];
+  std::snprintf(head, sizeof head,
+                "#   tid op    offset         length     started           phase      since "
+                "            lane chunk");
+  std::memcpy(base_ + line_bytes, head, std::strlen(head));
+}
+
+void RequestBoard::set_lanes(unsigned lanes)
+{
   char head[line_bytes + 1];
   std::snprintf(head, sizeof head,
                 "# nbdkit-vram requests-file: pid %d, %u lanes, %zu slots; times in "
                 "CLOCK_MONOTONIC seconds",
                 static_cast<int>(::getpid()), lanes, slot_count);
+  blank(base_);
   std::memcpy(base_, head, std::strlen(head));
-  std::snprintf(head, sizeof head,
-                "#   tid op    offset         length     started           phase      since "
-                "            lane chunk");
-  std::memcpy(base_ + line_bytes, head, std::strlen(head));
 }
 
 RequestBoard::~RequestBoard()

@@ -41,7 +41,7 @@ public:
 
   // Creates PATH (replacing it; mode 0600), maps it and locks it in RAM.
   // Throws std::runtime_error naming the path and the error.
-  RequestBoard(std::string path, unsigned lanes);
+  explicit RequestBoard(std::string path);
   ~RequestBoard(); // unmaps and removes the file
   RequestBoard(const RequestBoard &) = delete;
   RequestBoard &operator=(const RequestBoard &) = delete;
@@ -51,6 +51,8 @@ public:
   static void install(RequestBoard *board);
 
   const std::string &path() const { return path_; }
+  // The header's first line, once the lanes are made.
+  void set_lanes(unsigned lanes);
   char *slot_line(size_t i) { return base_ + (header_lines + i) * line_bytes; }
   // A free slot for the calling thread, or nullptr when all are taken.
   int claim();

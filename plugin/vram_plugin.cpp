@@ -187,6 +187,17 @@ int vram_after_fork()
                    state->driver->describe(r).c_str());
       return -1;
     }
+    // Before any VRAM is taken: a requests file that cannot be made stops
+    // the start with nothing to undo.
+    if (!config.requests_file.empty()) {
+      try {
+        state->board = std::make_unique<RequestBoard>(config.requests_file);
+      } catch (const std::exception &e) {
+        nbdkit_error("%s", e.what());
+        return -1;
+      }
+      RequestBoard::install(state->board.get());
+    }
     try {
       state->store = VramStore::open(*state->driver, config, state->layout);
     } catch (const StartupError &e) {
@@ -207,16 +218,8 @@ int vram_after_fork()
                   ? strformat(", plus %zu spare chunk%s created ahead of need (lazy-spare=)",
                               store.spare_target(), store.spare_target() == 1 ? "" : "s")
                   : std::string("; none is held yet")));
-    if (!config.requests_file.empty()) {
-      try {
-        state->board = std::make_unique<RequestBoard>(config.requests_file,
-                                                      static_cast<unsigned>(store.lanes()));
-      } catch (const std::exception &e) {
-        nbdkit_error("%s", e.what());
-        return -1;
-      }
-      RequestBoard::install(state->board.get());
-    }
+    if (state->board)
+      state->board->set_lanes(static_cast<unsigned>(store.lanes()));
     if (store.allocation() == Allocation::lazy || !config.status_file.empty())
       state->reporter = std::make_unique<StatusReporter>(
         store, StatusReporter::Settings{state->layout.gpu_label, config.status_file});
