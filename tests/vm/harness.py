@@ -594,7 +594,11 @@ def _die_with_parent():
 
 def classify(line, expect_io_errors=False):
     """hang / crash / io-error / oom / None for one console line."""
-    if "VMTEST" in line or "hangdump: " in line:  # the harness protocol, not the kernel
+    if "VMTEST" in line:  # the harness protocol, not the kernel
+        return None
+    # vm-hangdump's own lines (the files it dumps could hold anything),
+    # unless a kernel line ran into one on the console.
+    if line.startswith("hangdump: ") and not re.search(r"\[\s*\d+\.\d+\]", line):
         return None
     if any(p in line for p in HANG_PATTERNS):
         return "hang"

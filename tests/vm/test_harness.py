@@ -18,6 +18,11 @@ def test_console_lines_are_classified():
     assert c("vmtest: ok: swapoff") is None
     # The guest's own protocol lines never count as kernel trouble.
     assert c("VMTEST RESULT fail I/O error in the checker") is None
+    # Nor vm-hangdump's dump of what it read, unless a kernel line ran into it.
+    assert c("hangdump:   [<0>] blk_mq_submit_bio+0x188/0x5f0") is None
+    assert c("hangdump:   Write-error on swap-device in some file") is None
+    assert c("hangdump: thread 9 (nbdkit) state S[   46.95] INFO: task kswapd0:44 blocked for "
+             "more than 10 seconds.") == "hang"
 
 
 def test_cpio_entries_are_newc_and_aligned():
