@@ -1,5 +1,7 @@
 #include "request_board.hpp"
 
+#include "logging.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -126,7 +128,7 @@ RequestBoard::RequestBoard(std::string path) : path_(std::move(path))
   const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0)
     throw std::runtime_error("requests-file=" + path_ + ": cannot create it: " +
-                             std::strerror(errno));
+                             errno_text(errno));
   void *p = MAP_FAILED;
   if (::ftruncate(fd, static_cast<off_t>(file_bytes)) == 0)
     p = ::mmap(nullptr, file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -135,7 +137,7 @@ RequestBoard::RequestBoard(std::string path) : path_(std::move(path))
   if (p == MAP_FAILED) {
     ::unlink(path_.c_str());
     throw std::runtime_error("requests-file=" + path_ + ": cannot size or map it: " +
-                             std::strerror(e));
+                             errno_text(e));
   }
   base_ = static_cast<char *>(p);
   for (size_t i = 0; i < header_lines + slot_count; ++i)
