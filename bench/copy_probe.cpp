@@ -42,11 +42,6 @@ double percentile(std::vector<double> v, double p)
   return v[k];
 }
 
-using Memcpy2DAsyncFn = CUresult (*)(const CUDA_MEMCPY2D *, CUstream);
-using MemsetD2D8AsyncFn = CUresult (*)(CUdeviceptr, size_t, unsigned char, size_t, size_t, CUstream);
-using MemsetD32AsyncFn = CUresult (*)(CUdeviceptr, unsigned int, size_t, CUstream);
-using MemcpyDtoDAsyncFn = CUresult (*)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
-
 template <typename F> F resolve(const CudaDriver &d, const char *name)
 {
   void *p = d.entry_point(name);
@@ -107,10 +102,10 @@ int main(int argc, char **argv)
   if (!driver) die(error);
   if (CUresult r = driver->init(10); r != CUDA_SUCCESS) die("cuInit: " + driver->describe(r));
   const CudaApi &cu = driver->api();
-  const auto memcpy2d = resolve<Memcpy2DAsyncFn>(*driver, "cuMemcpy2DAsync");
-  const auto memset2d = resolve<MemsetD2D8AsyncFn>(*driver, "cuMemsetD2D8Async");
-  const auto memset32 = resolve<MemsetD32AsyncFn>(*driver, "cuMemsetD32Async");
-  const auto memcpy_dd = resolve<MemcpyDtoDAsyncFn>(*driver, "cuMemcpyDtoDAsync");
+  const auto memcpy2d = resolve<PFN_cuMemcpy2DAsync>(*driver, "cuMemcpy2DAsync");
+  const auto memset2d = resolve<PFN_cuMemsetD2D8Async>(*driver, "cuMemsetD2D8Async");
+  const auto memset32 = resolve<PFN_cuMemsetD32Async>(*driver, "cuMemsetD32Async");
+  const auto memcpy_dd = resolve<PFN_cuMemcpyDtoDAsync>(*driver, "cuMemcpyDtoDAsync");
 
   CUdevice dev = 0;
   CUcontext ctx = nullptr;

@@ -10,9 +10,8 @@
 // away.  Block bits are atomic, so writers sharing a chunk do not serialize.
 #pragma once
 
+#include "cuda_abi.hpp"
 #include "request_board.hpp"
-
-#include <cuda.h>
 
 #include <atomic>
 #include <cstddef>

@@ -10,9 +10,6 @@
 namespace vram {
 namespace {
 
-// Every entry point we use has had its current signature since CUDA 12.0.
-constexpr int api_version = 12000;
-
 template <typename F> std::pair<const char *, void **> entry(const char *name, F &slot)
 {
   return {name, reinterpret_cast<void **>(&slot)};
@@ -45,8 +42,8 @@ std::unique_ptr<CudaDriver> CudaDriver::load(std::string &error)
     return nullptr;
   }
 
-  auto gpa2 = reinterpret_cast<GetProcAddressV2>(dlsym(handle, "cuGetProcAddress_v2"));
-  auto gpa1 = reinterpret_cast<GetProcAddressV1>(dlsym(handle, "cuGetProcAddress"));
+  auto gpa2 = reinterpret_cast<PFN_cuGetProcAddress_v2>(dlsym(handle, "cuGetProcAddress_v2"));
+  auto gpa1 = reinterpret_cast<PFN_cuGetProcAddress_v1>(dlsym(handle, "cuGetProcAddress"));
   if (!gpa2 && !gpa1) {
     error = path + " has no cuGetProcAddress: the NVIDIA driver is too old "
                    "(a driver for CUDA 12.0 or later is needed)";
@@ -123,11 +120,11 @@ void *CudaDriver::entry_point(const char *name) const
   CUresult r;
   if (gpa2_) {
     CUdriverProcAddressQueryResult status{};
-    r = gpa2_(name, &fn, api_version, CU_GET_PROC_ADDRESS_LEGACY_STREAM, &status);
+    r = gpa2_(name, &fn, cuda_abi::api_version, CU_GET_PROC_ADDRESS_LEGACY_STREAM, &status);
     if (r == CUDA_SUCCESS && status != CU_GET_PROC_ADDRESS_SUCCESS)
       r = CUDA_ERROR_NOT_FOUND;
   } else {
-    r = gpa1_(name, &fn, api_version, CU_GET_PROC_ADDRESS_LEGACY_STREAM);
+    r = gpa1_(name, &fn, cuda_abi::api_version, CU_GET_PROC_ADDRESS_LEGACY_STREAM);
   }
   return r == CUDA_SUCCESS ? fn : nullptr;
 }

@@ -4,58 +4,58 @@
 // without a GPU, and tests can substitute a fake driver.
 #pragma once
 
-#include <cuda.h>
+#include "cuda_abi.hpp"
 
 #include <memory>
 #include <string>
 
 namespace vram {
 
-// The signatures are the ones cuda.h declares (its macros map the plain
-// names to the current _v2 variants); the lookup asks the driver for the
-// same variants by pinning the API version.
+// The entry points the plugin calls, with the types common/cuda_abi.hpp
+// gives them; the lookup asks the driver for the variants current at that
+// header's api_version.
 struct CudaApi {
-  decltype(&::cuInit) Init = nullptr;
-  decltype(&::cuDriverGetVersion) DriverGetVersion = nullptr;
-  decltype(&::cuGetErrorName) GetErrorName = nullptr;
-  decltype(&::cuGetErrorString) GetErrorString = nullptr;
-  decltype(&::cuDeviceGetCount) DeviceGetCount = nullptr;
-  decltype(&::cuDeviceGet) DeviceGet = nullptr;
-  decltype(&::cuDeviceGetName) DeviceGetName = nullptr;
-  decltype(&::cuDeviceGetUuid) DeviceGetUuid = nullptr;
-  decltype(&::cuDeviceTotalMem) DeviceTotalMem = nullptr;
-  decltype(&::cuDeviceGetAttribute) DeviceGetAttribute = nullptr;
-  decltype(&::cuDevicePrimaryCtxRetain) DevicePrimaryCtxRetain = nullptr;
-  decltype(&::cuDevicePrimaryCtxRelease) DevicePrimaryCtxRelease = nullptr;
-  decltype(&::cuDevicePrimaryCtxSetFlags) DevicePrimaryCtxSetFlags = nullptr;
-  decltype(&::cuCtxSetCurrent) CtxSetCurrent = nullptr;
-  decltype(&::cuMemGetInfo) MemGetInfo = nullptr;
-  decltype(&::cuMemAlloc) MemAlloc = nullptr;
-  decltype(&::cuMemFree) MemFree = nullptr;
-  decltype(&::cuMemHostAlloc) MemHostAlloc = nullptr;
-  decltype(&::cuMemFreeHost) MemFreeHost = nullptr;
-  decltype(&::cuStreamCreate) StreamCreate = nullptr;
-  decltype(&::cuStreamDestroy) StreamDestroy = nullptr;
-  decltype(&::cuStreamSynchronize) StreamSynchronize = nullptr;
-  decltype(&::cuEventCreate) EventCreate = nullptr;
-  decltype(&::cuEventDestroy) EventDestroy = nullptr;
-  decltype(&::cuEventRecord) EventRecord = nullptr;
-  decltype(&::cuEventSynchronize) EventSynchronize = nullptr;
-  decltype(&::cuMemcpyHtoDAsync) MemcpyHtoDAsync = nullptr;
-  decltype(&::cuMemcpyDtoHAsync) MemcpyDtoHAsync = nullptr;
-  decltype(&::cuMemcpy2DAsync) Memcpy2DAsync = nullptr;
-  decltype(&::cuMemsetD8Async) MemsetD8Async = nullptr;
+  PFN_cuInit Init = nullptr;
+  PFN_cuDriverGetVersion DriverGetVersion = nullptr;
+  PFN_cuGetErrorName GetErrorName = nullptr;
+  PFN_cuGetErrorString GetErrorString = nullptr;
+  PFN_cuDeviceGetCount DeviceGetCount = nullptr;
+  PFN_cuDeviceGet DeviceGet = nullptr;
+  PFN_cuDeviceGetName DeviceGetName = nullptr;
+  PFN_cuDeviceGetUuid DeviceGetUuid = nullptr;
+  PFN_cuDeviceTotalMem DeviceTotalMem = nullptr;
+  PFN_cuDeviceGetAttribute DeviceGetAttribute = nullptr;
+  PFN_cuDevicePrimaryCtxRetain DevicePrimaryCtxRetain = nullptr;
+  PFN_cuDevicePrimaryCtxRelease DevicePrimaryCtxRelease = nullptr;
+  PFN_cuDevicePrimaryCtxSetFlags DevicePrimaryCtxSetFlags = nullptr;
+  PFN_cuCtxSetCurrent CtxSetCurrent = nullptr;
+  PFN_cuMemGetInfo MemGetInfo = nullptr;
+  PFN_cuMemAlloc MemAlloc = nullptr;
+  PFN_cuMemFree MemFree = nullptr;
+  PFN_cuMemHostAlloc MemHostAlloc = nullptr;
+  PFN_cuMemFreeHost MemFreeHost = nullptr;
+  PFN_cuStreamCreate StreamCreate = nullptr;
+  PFN_cuStreamDestroy StreamDestroy = nullptr;
+  PFN_cuStreamSynchronize StreamSynchronize = nullptr;
+  PFN_cuEventCreate EventCreate = nullptr;
+  PFN_cuEventDestroy EventDestroy = nullptr;
+  PFN_cuEventRecord EventRecord = nullptr;
+  PFN_cuEventSynchronize EventSynchronize = nullptr;
+  PFN_cuMemcpyHtoDAsync MemcpyHtoDAsync = nullptr;
+  PFN_cuMemcpyDtoHAsync MemcpyDtoHAsync = nullptr;
+  PFN_cuMemcpy2DAsync Memcpy2DAsync = nullptr;
+  PFN_cuMemsetD8Async MemsetD8Async = nullptr;
 
   // Virtual memory management, for allocation=lazy.  Optional: left null
   // when the driver lacks them, and the plugin falls back to eager.
-  decltype(&::cuMemGetAllocationGranularity) MemGetAllocationGranularity = nullptr;
-  decltype(&::cuMemAddressReserve) MemAddressReserve = nullptr;
-  decltype(&::cuMemAddressFree) MemAddressFree = nullptr;
-  decltype(&::cuMemCreate) MemCreate = nullptr;
-  decltype(&::cuMemRelease) MemRelease = nullptr;
-  decltype(&::cuMemMap) MemMap = nullptr;
-  decltype(&::cuMemUnmap) MemUnmap = nullptr;
-  decltype(&::cuMemSetAccess) MemSetAccess = nullptr;
+  PFN_cuMemGetAllocationGranularity MemGetAllocationGranularity = nullptr;
+  PFN_cuMemAddressReserve MemAddressReserve = nullptr;
+  PFN_cuMemAddressFree MemAddressFree = nullptr;
+  PFN_cuMemCreate MemCreate = nullptr;
+  PFN_cuMemRelease MemRelease = nullptr;
+  PFN_cuMemMap MemMap = nullptr;
+  PFN_cuMemUnmap MemUnmap = nullptr;
+  PFN_cuMemSetAccess MemSetAccess = nullptr;
 
   bool has_vmm() const
   {
@@ -95,11 +95,8 @@ public:
 private:
   CudaDriver() = default;
   CudaApi api_;
-  using GetProcAddressV2 = CUresult (*)(const char *, void **, int, cuuint64_t,
-                                        CUdriverProcAddressQueryResult *);
-  using GetProcAddressV1 = CUresult (*)(const char *, void **, int, cuuint64_t);
-  GetProcAddressV2 gpa2_ = nullptr;
-  GetProcAddressV1 gpa1_ = nullptr;
+  PFN_cuGetProcAddress_v2 gpa2_ = nullptr;
+  PFN_cuGetProcAddress_v1 gpa1_ = nullptr;
   // Never dlclose()d: the driver keeps threads and atexit handlers that
   // outlive any owner we could give it.
   void *handle_ = nullptr;

@@ -1,7 +1,7 @@
 // Which CUDA errors leave the context unusable.
 #pragma once
 
-#include <cuda.h>
+#include "cuda_abi.hpp"
 
 namespace vram {
 

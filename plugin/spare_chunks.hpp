@@ -14,7 +14,7 @@
 // a GPU.  take() and give() never allocate and never call a hook.
 #pragma once
 
-#include <cuda.h>
+#include "cuda_abi.hpp"
 
 #include <atomic>
 #include <chrono>

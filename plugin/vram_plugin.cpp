@@ -254,7 +254,7 @@ void vram_cleanup()
 void vram_dump_plugin()
 {
   std::printf("vram_version=%s\n", NBDKIT_VRAM_VERSION);
-  std::printf("vram_cuda_header=%s\n", format_driver_version(CUDA_VERSION).c_str());
+  std::printf("vram_cuda_api=%s\n", format_driver_version(cuda_abi::api_version).c_str());
   std::printf("vram_driver_library=%s\n", CudaDriver::library_path().c_str());
   // In a child, like the pre-start check: a driver that crashes or hangs
   // must not take nbdkit with it.

@@ -2,17 +2,13 @@
 // driver is initialised, apply the sticky-error rule, keep exceptions from
 // escaping into C callers, and trace. The work is done in Driver.
 //
-// Symbol names: cuda.h #defines most of these names to versioned variants
-// (cuMemAlloc -> cuMemAlloc_v2, ...). The definitions below spell the
-// versioned names out, so what is defined is exactly what is exported and
-// what cuda.h declares. The unversioned v1 entry points that cuda.h hides
-// behind its macros are declared by hand after #undef: cuDeviceGetUuid
-// below, cuGetProcAddress in proc_address.cpp.
-#include <cuda.h>
-
-#if defined(CUDA_API_PER_THREAD_DEFAULT_STREAM) || defined(__CUDA_API_PER_THREAD_DEFAULT_STREAM)
-#error "fakecuda implements the legacy-default-stream symbol names only"
-#endif
+// Symbol names: each definition spells out the exported name, the variant
+// a driver hands out for the plain name (cuMemAlloc -> cuMemAlloc_v2), and
+// must match its declaration in entry_points.hpp, which takes its type
+// from common/cuda_abi.hpp. The older variants still exported
+// (cuDeviceGetUuid here, cuGetProcAddress in proc_address.cpp) are
+// defined next to the current ones.
+#include "entry_points.hpp"
 
 #include "device_queries.hpp"
 #include "driver.hpp"
@@ -21,8 +17,6 @@
 
 #include <cstdio>
 #include <new>
-
-#define FC_API extern "C" __attribute__((visibility("default")))
 
 using fakecuda::Driver;
 using fakecuda::trace_call;
@@ -136,8 +130,6 @@ FC_API CUresult cuDeviceGetUuid_v2(CUuuid* uuid, CUdevice dev) {
   return r;
 }
 
-#undef cuDeviceGetUuid
-FC_API CUresult cuDeviceGetUuid(CUuuid* uuid, CUdevice dev);
 // The v1 entry point: same bytes (the versions differ only in how MIG
 // instances are reported, which the fake does not model).
 FC_API CUresult cuDeviceGetUuid(CUuuid* uuid, CUdevice dev) {

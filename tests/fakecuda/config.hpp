@@ -4,7 +4,7 @@
 // README.md documents every variable.
 #pragma once
 
-#include <cuda.h>
+#include "cuda_abi.hpp"
 
 #include <array>
 #include <cstdint>

@@ -64,7 +64,10 @@ CUresult device_get_attribute(const Driver& d, int* value, CUdevice_attribute at
   const Device* g = d.device(dev);
   if (g == nullptr) return CUDA_ERROR_INVALID_DEVICE;
   const int a = static_cast<int>(attrib);
-  if (a < 1 || a >= static_cast<int>(CU_DEVICE_ATTRIBUTE_MAX)) return CUDA_ERROR_INVALID_VALUE;
+  // A driver rejects an attribute past the last one it knows (its
+  // CU_DEVICE_ATTRIBUTE_MAX: about 130-150 for 12.x and 13.x drivers).
+  constexpr int kAttributeLimit = 160;
+  if (a < 1 || a >= kAttributeLimit) return CUDA_ERROR_INVALID_VALUE;
   // Roughly an H100; anything not listed reads as 0 (unsupported).
   switch (attrib) {
     case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *value = 9; break;

@@ -1,7 +1,7 @@
 // Device properties: everything answered from the configuration alone.
 #pragma once
 
-#include <cuda.h>
+#include "cuda_abi.hpp"
 
 namespace fakecuda {
 

@@ -18,7 +18,7 @@
 #include "timeslice.hpp"
 #include "vmm.hpp"
 
-#include <cuda.h>
+#include "cuda_abi.hpp"
 
 #include <atomic>
 #include <cstddef>

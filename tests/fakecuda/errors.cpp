@@ -7,8 +7,9 @@ namespace fakecuda {
 namespace {
 
 // The names come from the enumerator identifiers themselves (stringised),
-// so they always match cuda.h. The descriptions are short paraphrases of the
-// meaning of each code, good enough for log messages in tests. Every code the
+// so they always match the enumerators. The descriptions are short
+// paraphrases of the meaning of each code, good enough for log messages in
+// tests. Every code the
 // fake can return on its own is listed, plus the ones tests like to inject.
 #define FC_ERROR(code, text) ErrorInfo{code, #code, text}
 constexpr ErrorInfo kErrors[] = {

@@ -2,7 +2,7 @@
 // for parsing FAKECUDA_*_ERROR / FAKECUDA_FAIL_CODE settings.
 #pragma once
 
-#include <cuda.h>
+#include "cuda_abi.hpp"
 
 #include <optional>
 #include <string_view>

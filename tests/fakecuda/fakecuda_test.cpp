@@ -2,7 +2,7 @@
 // and used only through the symbols it exports, as the plugin uses libcuda.
 // Each test starts from a clean environment (no FAKECUDA_* variables), sets
 // what it needs, calls cuInit, and ends with fakecuda_reset().
-#include <cuda.h>
+#include "entry_points.hpp"
 
 #include <gtest/gtest.h>
 
@@ -41,11 +41,9 @@ constexpr CUdeviceptr kVmmBase = 0x600000000000ULL;  // cuMemAddressReserve's wi
 constexpr std::uint64_t kGran = 2 * MiB;              // VMM granularity
 constexpr std::uint64_t TiB = std::uint64_t{1} << 40;
 
-using GetProcAddressV1 = CUresult (*)(const char*, void**, int, cuuint64_t);
-
 // Every entry point, looked up by its exported (versioned) name. The
-// members are named after the exported symbols, which cuda.h does not
-// #define to anything else, except cuDeviceGetUuid (-> _v2), hence _v1.
+// members are named after the exported symbols (entry_points.hpp), but
+// for the older variants, named _v1.
 struct Api {
   void* lib = nullptr;
 #define FC_FN(name) decltype(&::name) name = nullptr
@@ -97,8 +95,8 @@ struct Api {
   FC_FN(cuMemUnmap);
   FC_FN(cuMemSetAccess);
 #undef FC_FN
-  decltype(&::cuDeviceGetUuid_v2) cuDeviceGetUuid_v1 = nullptr;
-  GetProcAddressV1 cuGetProcAddress_v1 = nullptr;
+  decltype(&::cuDeviceGetUuid) cuDeviceGetUuid_v1 = nullptr;
+  decltype(&::cuGetProcAddress) cuGetProcAddress_v1 = nullptr;
   void (*fakecuda_reset)() = nullptr;
 
   void* sym(const char* name) const { return dlsym(lib, name); }

@@ -5,7 +5,7 @@
 
 #include "line_file.hpp"
 
-#include <cuda.h>
+#include "cuda_abi.hpp"
 
 #include <cstdint>
 #include <string>

@@ -2,13 +2,10 @@
 // It asks by base name ("cuMemAlloc") and gets the variant a current driver
 // would hand out (cuMemAlloc_v2); cudaVersion and the stream-flavour flags
 // are ignored because the fake has one implementation of each.
-#include <cuda.h>
-
+#include "entry_points.hpp"
 #include "trace.hpp"
 
 #include <cstring>
-
-#define FC_API extern "C" __attribute__((visibility("default")))
 
 namespace {
 
@@ -22,8 +19,8 @@ void* fn_ptr(F* f) {
   return reinterpret_cast<void*>(f);
 }
 
-// The names are the macro-free base names; the functions are whatever
-// cuda.h maps those names to (e.g. &cuMemAlloc is &cuMemAlloc_v2 here).
+// The names asked for, and the variants a driver hands out for them at the
+// API version the plugin asks for (entry_points.hpp).
 const Entry* find_entry(const char* symbol) {
   static const Entry table[] = {
       {"cuInit", fn_ptr(&cuInit)},
@@ -99,8 +96,6 @@ FC_API CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cudaVers
   return lookup(symbol, pfn, symbolStatus);
 }
 
-#undef cuGetProcAddress
-FC_API CUresult cuGetProcAddress(const char* symbol, void** pfn, int cudaVersion, cuuint64_t flags);
 // The pre-12.0 entry point, without the status out-parameter.
 FC_API CUresult cuGetProcAddress(const char* symbol, void** pfn, int cudaVersion, cuuint64_t flags) {
   (void)cudaVersion;

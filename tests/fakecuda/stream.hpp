@@ -12,7 +12,7 @@
 // tests' soak caught exactly that (docs/vm-tests.md, finding 11).
 #pragma once
 
-#include <cuda.h>
+#include "cuda_abi.hpp"
 
 #include <condition_variable>
 #include <cstddef>

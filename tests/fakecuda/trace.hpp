@@ -2,7 +2,7 @@
 // that fail in ways the plugin's own logging does not explain.
 #pragma once
 
-#include <cuda.h>
+#include "cuda_abi.hpp"
 
 namespace fakecuda {
 

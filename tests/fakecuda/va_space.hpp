@@ -6,7 +6,7 @@
 // wrong, which the caller puts into its message.
 #pragma once
 
-#include <cuda.h>
+#include "cuda_abi.hpp"
 
 #include <algorithm>
 #include <cstddef>

@@ -33,6 +33,8 @@ def test_dump_lists_every_gpu(tmp_path):
     assert re.fullmatch(r"\d+\.\d+\.\d+", fields["vram_version"])
     assert fields["vram_driver_library"] == str(FAKECUDA)
     assert fields["vram_cuda_driver"] == "12.8"
+    # The Driver API version the plugin asks for (common/cuda_abi.hpp).
+    assert fields["vram_cuda_api"] == "12.0"
     assert fields["vram_gpu_count"] == "2"
     assert "vram_error" not in fields, r.stdout
     expected = {
