@@ -219,7 +219,7 @@ std::vector<std::pair<std::string, double>> in_flight(const State &s, double now
 void dump(State &s, const char *why)
 {
   const double now = monotonic();
-  char head[256];
+  char head[512];
   std::snprintf(head, sizeof head, "hangdump: begin (%s) at %.2f s, nbdkit pid %d, %zu threads\n",
                 why, now, s.pid, s.threads.size());
   out(head);

@@ -144,16 +144,35 @@ def main(argv):
     return 0 if all(r["verdict"] == "pass" for r in rows) else 1
 
 
+# The figure each script reports for how much it swapped, in kB: the
+# soak shows the least of each scenario's passes, so a lighter load shows.
+SWAP_FIGURES = ("peak_swap_used_kb",            # pressure.sh
+                "d_peak_used_kb",               # lazy_swap.sh, its first round
+                "swap_used_under_pressure_kb")  # vram_swap_lifecycle.sh
+
+
+def swap_used_kb(figures):
+    """How much a passing boot swapped (kB), or None where its script
+    reports no such figure (integrity_swap.sh pages out a few victims)."""
+    return next((figures[k] for k in SWAP_FIGURES if k in figures), None)
+
+
 def summarize(rows, seconds):
     out = [f"{len(rows)} boots, {seconds / 60:.0f} min of VM time", "",
-           "| scenario | boots | pass | hang | other | median s |", "|---|---|---|---|---|---|"]
+           "| scenario | boots | pass | hang | other | median s | least swap used, MiB | "
+           "least load, MiB |", "|---|---|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["scenario"] for r in rows):
         mine = [r for r in rows if r["scenario"] == name]
         times = sorted(r["elapsed_s"] for r in mine)
         passed = sum(r["verdict"] == "pass" for r in mine)
         hung = sum(r["verdict"] in ("hang", "timeout") for r in mine)
+        used = [swap_used_kb(r["figures"]) for r in mine if r["verdict"] == "pass"]
+        used = [u for u in used if u is not None]
+        load = [r["figures"]["stress_total_kb"] for r in mine
+                if r["verdict"] == "pass" and "stress_total_kb" in r["figures"]]
         out.append(f"| {name} | {len(mine)} | {passed} | {hung} | {len(mine) - passed - hung} | "
-                   f"{times[len(times) // 2]:.0f} |")
+                   f"{times[len(times) // 2]:.0f} | "
+                   f"{min(used) // 1024 if used else '-'} | {min(load) // 1024 if load else '-'} |")
     bad = [r for r in rows if r["verdict"] != "pass"]
     for r in bad:
         out += ["", f"- {r['scenario']} boot {r['boot']}: {r['verdict']}: {r['reason']} "

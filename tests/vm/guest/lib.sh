@@ -4,6 +4,7 @@
 #   /mnt/repo   this repository      /mnt/build  the build (VRAM_BUILD_DIR)
 #   /mnt/out    results, read by the harness on the host
 #   /run, /tmp  guest tmpfs
+#   /run/ram    guest ramfs, never swapped (see SERVER_FILES)
 # and VMTEST_* variables from the harness (out/vmtest.env).
 #
 # A script reports with check/figure/finish: `finish` writes
@@ -14,8 +15,20 @@ OUT=/mnt/out
 BUILD=/mnt/build
 RUNDIR=/run/vmtest
 SOCK=$RUNDIR/nbdkit.sock
-NBDKIT_LOG=$RUNDIR/nbdkit.log
-MAP_FILE=$RUNDIR/fakecuda.map
+# SERVER_FILES: what the test's own instrumentation writes from inside the
+# server while it serves: the test driver's map file (a line per cuMemMap,
+# written in the calling thread under the driver's lock) and nbdkit's
+# stderr.  They live on ramfs.  On tmpfs their pages are swap-backed: once
+# the last page of the file was swapped out to the device under test, the
+# next line needs a swap-in only the writing server can serve, and the
+# guest deadlocks (docs/vm-tests.md, finding 12).  Nothing of the kind
+# exists in production: the real driver writes no file, and nbdkit's
+# stderr goes to journald over a socket.  The plugin's own files (the
+# requests file, mapped and locked; the status file, replaced whole by a
+# thread that serves no request) stay on tmpfs, as in production.
+SERVER_FILES=/run/ram
+NBDKIT_LOG=$SERVER_FILES/nbdkit.log
+MAP_FILE=$SERVER_FILES/fakecuda.map
 REQUESTS_FILE=$RUNDIR/nbdkit.requests
 NBD=/dev/nbd0
 # shellcheck disable=SC2034  # for the scripts that source this
