@@ -2,6 +2,7 @@
 needed: unit files, settings, the root-only socket, one server per GPU.
 (The up -> pressure -> status -> down life cycle runs in the VM suite.)"""
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -546,3 +547,19 @@ def test_attach_fails_when_nbd_client_does(tmp_path):
 def test_attach_with_one_connection_does_not_check(tmp_path):
     r, calls = nbd_attach(tmp_path, ["none"], conns=1)
     assert r.returncode == 0 and r.stderr == "" and len(calls) == 1
+
+
+def test_the_build_renders_the_helpers_man_page():
+    page = Path(PLUGIN).parents[1] / "systemd" / "vram-swap.8"
+    assert page.exists(), f"the build renders vram-swap(8): {page}"
+    text = page.read_text()
+    for section in ("SYNOPSIS", "COMMANDS", "SETTINGS", "EXAMPLES", "FILES", "SEE ALSO"):
+        assert f'.SH "{section}"' in text or f".SH {section}" in text, section
+    # Every setting the helper reads is documented.
+    helper = HELPER.read_text()
+    body = helper[helper.index("\nload_config() {"):]
+    body = body[:body.index("\n}\n")]
+    keys = sorted(set(re.findall(r"^\s+([A-Z_]+)\)$", body, re.M)))
+    assert "MIN_FREE_KB" in keys and "SIZE" in keys, keys
+    for key in keys:
+        assert key in text, f"{key} is not in vram-swap(8)"
