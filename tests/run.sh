@@ -4,11 +4,13 @@
 # unit tests (ctest) and the integration tests (pytest, real nbdkit, test
 # CUDA driver) against both builds, and the VM tests (Debian's kernel under
 # qemu swapping to the plugin: tests/vm, docs/vm-tests.md) against the
-# plain build.  GPU tests run only where a GPU is.
+# plain build, then builds the Debian packages, installs, checks and
+# purges them (tests/packages.sh).  GPU tests run only where a GPU is.
 #
 #   bash tests/run.sh            # everything
 #   SKIP_ASAN=1 bash tests/run.sh
 #   SKIP_VM=1 bash tests/run.sh
+#   SKIP_PACKAGES=1 bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -18,7 +20,8 @@ log() { printf '\n=== %s\n' "$*"; }
 packages=(build-essential cmake pkg-config perl libgtest-dev
           nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd python3-pytest
           nbd-client shellcheck systemd
-          qemu-system-x86 busybox-static stress-ng e2fsprogs util-linux)
+          qemu-system-x86 busybox-static stress-ng e2fsprogs util-linux
+          debhelper lintian fakeroot man-db)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -83,5 +86,13 @@ if [[ -z ${SKIP_ASAN:-} ]]; then
   VRAM_NBDKIT_PRELOAD="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.so)"
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite build-asan sanitized
+fi
+if [[ -z ${SKIP_PACKAGES:-} ]]; then
+  log "Debian packages: build, lintian, install, check, purge"
+  if [[ $(id -u) -eq 0 ]]; then
+    bash tests/packages.sh
+  else
+    echo "skipped: tests/packages.sh installs packages, and needs root"
+  fi
 fi
 log "all tests passed"

@@ -55,10 +55,13 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
         units.append(str(target))
     # Documentation= names the plugin's man page: where man-db is
     # installed, verify looks it up, so point it at the one we built.
-    page = Path(PLUGIN).parent / "nbdkit-vram-plugin.1"
-    assert page.exists(), f"the build renders the man page: {page}"
-    (tmp_path / "man" / "man1").mkdir(parents=True)
-    (tmp_path / "man" / "man1" / page.name).symlink_to(page)
+    pages = [Path(PLUGIN).parent / "nbdkit-vram-plugin.1",
+             Path(PLUGIN).parents[1] / "systemd" / "vram-swap.8"]
+    for page in pages:
+        assert page.exists(), f"the build renders the man page: {page}"
+        section = tmp_path / "man" / f"man{page.suffix[1:]}"
+        section.mkdir(parents=True, exist_ok=True)
+        (section / page.name).symlink_to(page)
     env = dict(os.environ, MANPATH=str(tmp_path / "man"))
     r = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True,
                        cwd=tmp_path, env=env)
