@@ -180,9 +180,48 @@ const GpuInfo *select_gpu(const Inventory &inv, const DeviceSelector &sel, std::
   return nullptr;
 }
 
-// Format: one record per line, fields separated by tabs, names last.
+namespace {
+
+// Text fields (the error, a GPU's name) with backslash, newline and tab
+// written as \\, \n and \t, so a record stays one line of tab-separated
+// fields whatever the driver or the system put in them.
+std::string escape_field(const std::string &s)
+{
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else out += c;
+  }
+  return out;
+}
+
+std::optional<std::string> unescape_field(const std::string &s)
+{
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\') {
+      out += s[i];
+      continue;
+    }
+    if (++i == s.size()) return std::nullopt;
+    if (s[i] == '\\') out += '\\';
+    else if (s[i] == 'n') out += '\n';
+    else if (s[i] == 't') out += '\t';
+    else return std::nullopt;
+  }
+  return out;
+}
+
+} // namespace
+
+// Format: one record per line, fields separated by tabs, text fields
+// escaped (escape_field).
 //   driver <version>
-//   error <message with \n escaped>
+//   error <message>
 //   gpu <index> <total> <free|-> <display> <pci> <uuid> <name>
 std::string serialize(const Inventory &inv)
 {
@@ -192,14 +231,10 @@ std::string serialize(const Inventory &inv)
     out << "gpu\t" << g.index << "\t" << g.total << "\t";
     if (g.free) out << *g.free; else out << "-";
     out << "\t" << (g.display ? 1 : 0) << "\t" << format_pci_address(g.pci) << "\t"
-        << format_gpu_uuid(g.uuid) << "\t" << g.name << "\n";
+        << format_gpu_uuid(g.uuid) << "\t" << escape_field(g.name) << "\n";
   }
-  if (!inv.error.empty()) {
-    std::string e = inv.error;
-    for (size_t p = 0; (p = e.find('\n', p)) != std::string::npos; p += 2)
-      e.replace(p, 1, "\\n");
-    out << "error\t" << e << "\n";
-  }
+  if (!inv.error.empty())
+    out << "error\t" << escape_field(inv.error) << "\n";
   return out.str();
 }
 
@@ -220,12 +255,11 @@ std::optional<Inventory> deserialize(const std::string &text)
       if (f[0] == "driver" && f.size() == 2) {
         inv.driver_version = std::stoi(f[1]);
         saw_driver = true;
-      } else if (f[0] == "error" && f.size() >= 2) {
-        std::string e = line.substr(6);
-        for (size_t p = 0; (p = e.find("\\n", p)) != std::string::npos; ++p)
-          e.replace(p, 2, "\n");
-        inv.error = e;
-      } else if (f[0] == "gpu" && f.size() >= 8) {
+      } else if (f[0] == "error" && f.size() == 2) {
+        auto e = unescape_field(f[1]);
+        if (!e) return std::nullopt;
+        inv.error = *e;
+      } else if (f[0] == "gpu" && f.size() == 8) {
         GpuInfo g;
         g.index = static_cast<unsigned>(std::stoul(f[1]));
         g.total = std::stoull(f[2]);
@@ -236,7 +270,9 @@ std::optional<Inventory> deserialize(const std::string &text)
         if (!pci || !uuid) return std::nullopt;
         g.pci = *pci;
         g.uuid = *uuid;
-        g.name = line.substr(line.find(f[6]) + f[6].size() + 1);
+        auto name = unescape_field(f[7]);
+        if (!name) return std::nullopt;
+        g.name = *name;
         inv.gpus.push_back(std::move(g));
       } else {
         return std::nullopt;

@@ -34,6 +34,16 @@ SizePlan plan_size(const Config &config, const GpuMemory &gpu, const std::string
     plan.minimum = config.min_size.value_or(256 * MiB);
     break;
   case SizeRequest::Kind::bytes:
+    // allocation=lazy keeps an explicit reserve= free as it maps chunks:
+    // an export that does not fit beside it on the whole GPU could never
+    // be filled, and would fail writes with ENOSPC part way.
+    if (config.allocation == Allocation::lazy && config.reserve &&
+        config.size.bytes > (gpu.total > *config.reserve ? gpu.total - *config.reserve : 0))
+      throw SizingError(gpu_name + " has " + format_byte_size(gpu.total) +
+                        " of VRAM in all; size=" + format_byte_size(config.size.bytes) +
+                        " with reserve=" + format_byte_size(*config.reserve) +
+                        " kept free could never be filled (allocation=lazy maps VRAM only "
+                        "while reserve= stays free). Lower size= or reserve=");
     plan.minimum = config.min_size.value_or(config.size.bytes);
     plan.first = config.size.bytes;
     if (plan.first > gpu.free) {

@@ -252,9 +252,14 @@ def test_spares_carry_writes_through_a_shortage(vram, connect, tmp_path):
 
 
 def test_reserve_keeps_vram_free_for_other_programs(vram, connect, tmp_path):
-    """total 64M, reserve=40M: a chunk is mapped only if 40 MiB stay free
-    after it, i.e. 12 chunks of 2 MiB (24 MiB), of the export's 16."""
-    lazy = Lazy(vram, tmp_path, "reserve=40M", gpus="total=64M")
+    """total 96M, 32 MiB of it another program's, reserve=40M: a chunk is
+    mapped only if 40 MiB stay free after it, i.e. 12 chunks of 2 MiB
+    (24 MiB), of the export's 16 (which would all fit once the other
+    program leaves)."""
+    free_file = tmp_path / "free"
+    free_file.write_text("64M")
+    lazy = Lazy(vram, tmp_path, "reserve=40M", gpus="total=96M",
+                env={"FAKECUDA_FREE_FILE": str(free_file)})
     h = connect(lazy.server)
     results = []
     for offset in range(0, SIZE, CHUNK):

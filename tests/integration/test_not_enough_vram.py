@@ -56,3 +56,12 @@ def test_allocation_refused_by_the_gpu_is_reported_on_stderr(start_fails):
     outcome = start_fails("size=64M", env={"FAKECUDA_ALLOC_FAIL_ABOVE": "32M"})
     assert ("GPU 0 (Fake GPU 0, 0000:01:00.0) could not allocate even min-size=64.0 MiB of "
             "VRAM (256.0 MiB reported free)" in outcome.output), outcome
+
+
+def test_lazy_export_that_could_never_fill_beside_its_reserve_is_refused(start_fails):
+    # 64 MiB beside reserve=200M on a 256 MiB GPU: only 56 MiB could ever
+    # be mapped, and writes past that would fail with ENOSPC.
+    outcome = start_fails("size=64M", "allocation=lazy", "reserve=200M", gpus="total=256M")
+    assert ("256.0 MiB of VRAM in all; size=64.0 MiB with reserve=200.0 MiB kept free could "
+            "never be filled") in outcome.output, outcome
+    assert "Lower size= or reserve=" in outcome.output

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 using namespace vram;
 
 namespace {
@@ -48,6 +50,28 @@ TEST(Inventory, SerializationRoundTrips)
     EXPECT_EQ(back->gpus[i].free, inv.gpus[i].free);
     EXPECT_EQ(back->gpus[i].display, inv.gpus[i].display);
   }
+}
+
+TEST(Inventory, BackslashesNewlinesAndTabsSurviveTheRoundTrip)
+{
+  Inventory inv = two_gpus();
+  // A literal backslash-n must stay two characters, not become a newline.
+  inv.error = "cannot load C:\\new\\libcuda.so.1\nsecond line\tand a tab\\";
+  inv.gpus[0].name = "odd \\n name\nover two lines";
+  const std::string text = serialize(inv);
+  // One record per line: nothing in a text field may break a line.
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 4);
+  auto back = deserialize(text);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->error, inv.error);
+  EXPECT_EQ(back->gpus[0].name, inv.gpus[0].name);
+  EXPECT_EQ(back->gpus[1].name, inv.gpus[1].name);
+}
+
+TEST(Inventory, AnUnknownEscapeIsRejected)
+{
+  EXPECT_FALSE(deserialize("driver\t13000\nerror\tbad \\q escape\n"));
+  EXPECT_FALSE(deserialize("driver\t13000\nerror\tends in a backslash \\\n"));
 }
 
 TEST(Inventory, GarbageIsRejected)

@@ -108,3 +108,28 @@ TEST(Sizing, BackoffEndsExactlyAtTheMinimum)
   p.first = p.minimum;
   EXPECT_EQ(backoff_sizes(p), std::vector<uint64_t>{1 * GiB});
 }
+
+TEST(Sizing, LazyExplicitSizeMustFitBesideAnExplicitReserve)
+{
+  // The whole 256 MiB GPU idle: 64 MiB beside 200 MiB kept free could
+  // only ever get 56 MiB.
+  const GpuMemory idle{256 * MiB, 256 * MiB, false};
+  const Config lazy =
+    make_config({{"size", "64M"}, {"reserve", "200M"}, {"allocation", "lazy"}});
+  const std::string e = sizing_error(lazy, idle);
+  EXPECT_NE(e.find("256.0 MiB of VRAM in all; size=64.0 MiB with reserve=200.0 MiB kept free could "
+                   "never be filled"),
+            std::string::npos)
+    << e;
+  EXPECT_NE(e.find("Lower size= or reserve="), std::string::npos) << e;
+  // What fits beside the reserve is accepted, even while another program
+  // holds part of the VRAM now.
+  const GpuMemory busy{256 * MiB, 100 * MiB, false};
+  EXPECT_EQ(plan_size(make_config({{"size", "56M"}, {"reserve", "200M"}, {"allocation", "lazy"}}),
+                      busy, "g")
+              .first,
+            56 * MiB);
+  // Eager ignores reserve= with an explicit size (it holds the VRAM at once).
+  EXPECT_EQ(plan_size(make_config({{"size", "64M"}, {"reserve", "200M"}}), idle, "g").first,
+            64 * MiB);
+}
