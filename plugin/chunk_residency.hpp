@@ -61,8 +61,10 @@ public:
   // A zero or trim.  On a mapped chunk, clear() zeroes the range's bytes
   // in VRAM; then the blocks it covers entirely no longer hold data (a
   // partly covered block keeps its other bytes, so it stays).  A chunk left
-  // with no data is released with unmap(chunk), whose memory is by then all
-  // zero.  An unmapped chunk already reads as zeroes: nothing to do.
+  // with no data is released with unmap(chunk, gone), whose memory is by
+  // then all zero; it counts as unmapped when unmap sets `gone`, whatever
+  // it returns (a chunk whose VRAM could not be released is still out of
+  // the export).  An unmapped chunk already reads as zeroes: nothing to do.
   template <typename Clear, typename Unmap>
   CUresult clear(uint64_t offset, uint64_t length, Clear clear, Unmap unmap);
 
@@ -163,10 +165,11 @@ CUresult ChunkResidency::clear(uint64_t offset, uint64_t length, Clear clear, Un
   if (!c.mapped || c.live.load(std::memory_order_relaxed) != 0)
     return CUDA_SUCCESS;
   request_trace::phase(RequestPhase::map, static_cast<int64_t>(chunk));
-  if (const CUresult r = unmap(chunk); r != CUDA_SUCCESS)
-    return r;
-  set_mapped(c, false);
-  return CUDA_SUCCESS;
+  bool gone = false;
+  const CUresult r = unmap(chunk, gone);
+  if (gone)
+    set_mapped(c, false);
+  return r;
 }
 
 template <typename Fn> void ChunkResidency::release_all(Fn fn)

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 namespace vram {
 namespace {
@@ -98,7 +99,12 @@ LazyVram::LazyVram(const CudaDriver &driver, CUdevice device, const Settings &se
 
 LazyVram::~LazyVram()
 {
-  residency_.release_all([&](size_t chunk) { (void)unmap(chunk); });
+  residency_.release_all([&](size_t chunk) { drop(chunk); });
+  // And chunks left mapped by a map() that failed half way and could not
+  // undo it (see map()).
+  for (size_t chunk = 0; chunk < handles_.size(); ++chunk)
+    if (handles_[chunk] != 0)
+      drop(chunk);
   spares_.reset();
   (void)cu_.MemAddressFree(base_, reserved_);
 }
@@ -129,6 +135,16 @@ CUresult LazyVram::create(CUmemGenericAllocationHandle &handle, std::string &sho
 
 CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
 {
+  const uint64_t size = residency_.chunk_size();
+  const CUdeviceptr at = base_ + chunk * size;
+  // An earlier map() of this chunk failed after mapping and could not
+  // unmap: its VRAM is still there, unzeroed, and the range must be free
+  // before anything else is mapped on it.
+  if (handles_[chunk] != 0) {
+    if (const CUresult r = cu_.MemUnmap(at, size); r != CUDA_SUCCESS)
+      return r;
+    (void)cu_.MemRelease(std::exchange(handles_[chunk], 0));
+  }
   CUmemGenericAllocationHandle handle = 0;
   if (const auto spare = spares_->take())
     handle = *spare;
@@ -139,9 +155,7 @@ CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
     if (!spares_->give(handle))
       (void)cu_.MemRelease(handle);
   };
-  const uint64_t size = residency_.chunk_size();
   const CUmemAllocationProp prop = allocation_prop(device_);
-  const CUdeviceptr at = base_ + chunk * size;
   CUresult r = cu_.MemMap(at, size, 0, handle, 0);
   if (r != CUDA_SUCCESS) {
     give_back();
@@ -156,26 +170,46 @@ CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
   if (r == CUDA_SUCCESS)
     r = lane.zero(at, size);
   if (r != CUDA_SUCCESS) {
-    (void)cu_.MemUnmap(at, size);
-    give_back();
+    // A handle still mapped here is neither a spare nor free to release:
+    // keep it with the chunk (not in the export) for the next map() or the
+    // destructor to unmap.
+    if (cu_.MemUnmap(at, size) == CUDA_SUCCESS)
+      give_back();
+    else
+      handles_[chunk] = handle;
     return r;
   }
   handles_[chunk] = handle;
   return CUDA_SUCCESS;
 }
 
-CUresult LazyVram::unmap(size_t chunk)
+void LazyVram::drop(size_t chunk)
 {
   const uint64_t size = residency_.chunk_size();
-  const CUresult r = cu_.MemUnmap(base_ + chunk * size, size);
-  const CUmemGenericAllocationHandle handle = handles_[chunk];
-  handles_[chunk] = 0;
-  // Unmapped or not, the chunk is gone from the export.  Its VRAM was
-  // zeroed by the caller; a spare is never read before it is zeroed again.
-  CUresult released = CUDA_SUCCESS;
-  if (r != CUDA_SUCCESS || !spares_->give(handle))
-    released = cu_.MemRelease(handle);
-  return r != CUDA_SUCCESS ? r : released;
+  // Whatever the driver answers: after a sticky error its calls fail, but
+  // still unmap and release.
+  (void)cu_.MemUnmap(base_ + chunk * size, size);
+  if (const CUmemGenericAllocationHandle handle = std::exchange(handles_[chunk], 0))
+    (void)cu_.MemRelease(handle);
+}
+
+CUresult LazyVram::unmap(size_t chunk, bool &gone)
+{
+  const uint64_t size = residency_.chunk_size();
+  gone = false;
+  // Still mapped: the chunk stays in the export, handle and all, and the
+  // next trim or zero of it tries again.
+  if (const CUresult r = cu_.MemUnmap(base_ + chunk * size, size); r != CUDA_SUCCESS)
+    return r;
+  // Gone from the export, whatever becomes of its VRAM: zeroed by the
+  // caller, it becomes a spare (zeroed again before it is used) or goes
+  // back to the driver.  A failed release costs that one chunk of VRAM
+  // until exit, and is reported; the export is unaffected.
+  gone = true;
+  const CUmemGenericAllocationHandle handle = std::exchange(handles_[chunk], 0);
+  if (spares_->give(handle))
+    return CUDA_SUCCESS;
+  return cu_.MemRelease(handle);
 }
 
 } // namespace vram

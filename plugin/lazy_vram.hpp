@@ -61,7 +61,13 @@ public:
   // the headroom; then `shortage` says how much is free.
   CUresult map(size_t chunk, IoLane &lane, std::string &shortage);
   // Unmaps `chunk`; its VRAM becomes a spare or goes back to the driver.
-  CUresult unmap(size_t chunk);
+  // `gone`: the chunk is no longer mapped (even when releasing its VRAM
+  // failed, which is then the error returned); false when cuMemUnmap
+  // failed, and the chunk is as it was.
+  CUresult unmap(size_t chunk, bool &gone);
+  // Teardown: unmaps `chunk` and releases its VRAM, whatever the driver
+  // answers (no spare is kept).
+  void drop(size_t chunk);
 
 private:
   LazyVram(const CudaDriver &driver, CUdevice device, const Settings &settings, uint64_t chunk,

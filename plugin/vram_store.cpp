@@ -152,7 +152,7 @@ VramStore::~VramStore()
     lazy_->residency().release_all([&](size_t c) {
       if (r == CUDA_SUCCESS)
         r = pool_.lane(0).zero(base_ + c * chunk, chunk);
-      (void)lazy_->unmap(c);
+      lazy_->drop(c);
     });
   } else if (r == CUDA_SUCCESS) {
     r = pool_.lane(0).zero_bulk(base_, size_);
@@ -315,7 +315,7 @@ IoStatus VramStore::zero_lazy(uint64_t count, uint64_t offset)
   ChunkResidency &chunks = lazy_->residency();
   auto lane = pool_.acquire();
   const CUresult r = chunks.for_each_piece(offset, count, [&](uint64_t o, uint64_t n, size_t) {
-    const auto unmap = [&](size_t chunk) { return lazy_->unmap(chunk); };
+    const auto unmap = [&](size_t chunk, bool &gone) { return lazy_->unmap(chunk, gone); };
     return chunks.clear(o, n, [&] { return lane->zero(base_ + o, n); }, unmap);
   });
   if (r != CUDA_SUCCESS)

@@ -32,6 +32,13 @@ enum class Gate {
   Always,
 };
 
+// A call FAKECUDA_FAIL_CALL fails returns its code and does nothing.
+template <class Body>
+CUresult injected(Driver& d, const char* name, Body&& body) {
+  if (const CUresult f = d.faults().before_call(name); f != CUDA_SUCCESS) return f;
+  return body();
+}
+
 template <class Body>
 CUresult guarded(Gate gate, Body&& body) noexcept {
   try {
@@ -258,14 +265,14 @@ FC_API CUresult cuMemGetAllocationGranularity(size_t* granularity, const CUmemAl
 
 FC_API CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, const CUmemAllocationProp* prop,
                             unsigned long long flags) {
-  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.vmm_create(handle, size, prop, flags); });
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return injected(d, "cuMemCreate", [&] { return d.vmm_create(handle, size, prop, flags); }); });
   trace_call(__func__, r, "size=%zu gpu=%d flags=0x%llx -> 0x%llx", size,
              prop != nullptr ? prop->location.id : -1, flags, r == CUDA_SUCCESS ? *handle : 0ULL);
   return r;
 }
 
 FC_API CUresult cuMemRelease(CUmemGenericAllocationHandle handle) {
-  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.vmm_release(handle); });
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return injected(d, "cuMemRelease", [&] { return d.vmm_release(handle); }); });
   trace_call(__func__, r, "handle=0x%llx", handle);
   return r;
 }
@@ -287,20 +294,20 @@ FC_API CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size) {
 
 FC_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
                          unsigned long long flags) {
-  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.vmm_map(ptr, size, offset, handle, flags); });
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return injected(d, "cuMemMap", [&] { return d.vmm_map(ptr, size, offset, handle, flags); }); });
   trace_call(__func__, r, "ptr=0x%llx size=%zu offset=%zu handle=0x%llx flags=0x%llx", ull(ptr), size, offset,
              handle, flags);
   return r;
 }
 
 FC_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size) {
-  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return d.vmm_unmap(ptr, size); });
+  const CUresult r = guarded(Gate::Always, [&](Driver& d) { return injected(d, "cuMemUnmap", [&] { return d.vmm_unmap(ptr, size); }); });
   trace_call(__func__, r, "ptr=0x%llx size=%zu", ull(ptr), size);
   return r;
 }
 
 FC_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc* desc, size_t count) {
-  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return d.vmm_set_access(ptr, size, desc, count); });
+  const CUresult r = guarded(Gate::Device, [&](Driver& d) { return injected(d, "cuMemSetAccess", [&] { return d.vmm_set_access(ptr, size, desc, count); }); });
   trace_call(__func__, r, "ptr=0x%llx size=%zu count=%zu gpu=%d flags=0x%x", ull(ptr), size, count,
              desc != nullptr && count != 0 ? desc[0].location.id : -1,
              desc != nullptr && count != 0 ? static_cast<unsigned>(desc[0].flags) : 0U);

@@ -225,6 +225,26 @@ FaultConfig parse_faults() {
   f.fail_code = env_error("FAKECUDA_FAIL_CODE");
   if (f.fail_code == CUDA_SUCCESS) bad("FAKECUDA_FAIL_CODE: 0 (CUDA_SUCCESS) is not a failure");
   if (auto t = env("FAKECUDA_TRIGGER_FILE")) f.trigger_file = std::string(*t);
+  if (auto calls = env("FAKECUDA_FAIL_CALL")) {
+    std::string_view rest = *calls;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      const std::string_view item = trim(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      const size_t colon = item.find(':');
+      const std::string name(item.substr(0, colon));
+      std::uint64_t n = 0;
+      const std::string_view count =
+          colon == std::string_view::npos ? std::string_view{} : item.substr(colon + 1);
+      const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+      bool known = false;
+      for (const char* c : kFailableCalls) known = known || name == c;
+      if (!known || ec != std::errc{} || end != count.data() + count.size() || n == 0)
+        bad("FAKECUDA_FAIL_CALL='" + std::string(*calls) + "': expected NAME:N[,NAME:N...] with N >= 1 "
+            "and NAME one of cuMemCreate, cuMemRelease, cuMemMap, cuMemUnmap, cuMemSetAccess");
+      f.fail_calls.emplace_back(name, n);
+    }
+  }
   return f;
 }
 

@@ -48,7 +48,16 @@ struct FaultConfig {
   std::optional<CUresult> fail_code;
   std::uint64_t fail_every = 0;  // 0: off; else every Nth copy (transient)
   std::string trigger_file;      // empty: off
+  // FAKECUDA_FAIL_CALL=NAME:N,...: the Nth call of entry point NAME fails
+  // (one of kFailableCalls), without doing its work.
+  std::vector<std::pair<std::string, std::uint64_t>> fail_calls;
 };
+
+// The entry points FAKECUDA_FAIL_CALL can fail: the virtual memory
+// management calls, whose failures the code under test must survive
+// without losing track of its VRAM.
+inline constexpr const char* kFailableCalls[] = {"cuMemCreate", "cuMemRelease", "cuMemMap",
+                                                 "cuMemUnmap", "cuMemSetAccess"};
 
 struct Config {
   std::vector<GpuConfig> gpus;

@@ -657,6 +657,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSetting{"FailMode", "FAKECUDA_FAIL_MODE", "sometimes", "FAKECUDA_FAIL_MODE"},
                       BadSetting{"FailCopy", "FAKECUDA_FAIL_COPY", "-1", "FAKECUDA_FAIL_COPY"},
                       BadSetting{"FailCode", "FAKECUDA_FAIL_CODE", "CUDA_ERROR_BOGUS", "FAKECUDA_FAIL_CODE"},
+                      BadSetting{"FailCallName", "FAKECUDA_FAIL_CALL", "cuMemAlloc:1", "FAKECUDA_FAIL_CALL"},
+                      BadSetting{"FailCallCount", "FAKECUDA_FAIL_CALL", "cuMemMap:0", "FAKECUDA_FAIL_CALL"},
+                      BadSetting{"FailCallForm", "FAKECUDA_FAIL_CALL", "cuMemMap", "NAME:N"},
                       BadSetting{"AllocFailAbove", "FAKECUDA_ALLOC_FAIL_ABOVE", "1Q", "FAKECUDA_ALLOC_FAIL_ABOVE"},
                       BadSetting{"DriverVersion", "FAKECUDA_DRIVER_VERSION", "twelve", "FAKECUDA_DRIVER_VERSION"},
                       BadSetting{"InitError", "FAKECUDA_INIT_ERROR", "1000", "FAKECUDA_INIT_ERROR"}),
@@ -1602,6 +1605,29 @@ TEST_F(FakeCuda, VmmCreateMapSetAccessRoundTrip) {
   ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(h));
   ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAddressFree(va, TiB));
   EXPECT_EQ(62 * MiB, free_mem());  // only the cuMemAlloc block is left
+}
+
+// FAKECUDA_FAIL_CALL: the Nth call of an entry point fails and does
+// nothing; the calls before and after it work.
+TEST_F(FakeCuda, VmmFailCallFailsTheNthCallAndDoesNothing) {
+  init({{"FAKECUDA_GPUS", "total=64M"}, {"FAKECUDA_FAIL_CALL", "cuMemRelease:2,cuMemUnmap:1"}});
+  use_device(0);
+  const CUmemGenericAllocationHandle h1 = create(kGran), h2 = create(kGran);
+  const CUdeviceptr va = reserve(16 * MiB);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemMap(va, kGran, 0, h1, 0));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuMemUnmap(va, kGran));  // call 1
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("injected failure of cuMemUnmap call 1")) << err;
+  // Still mapped: mapping over it is refused, unmapping works now.
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemMap(va, kGran, 0, h2, 0));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va, kGran));  // call 2
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(h1));       // call 1
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cu().cuMemRelease(h2));  // call 2: h2 lives on
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemMap(va, kGran, 0, h2, 0));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemUnmap(va, kGran));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemRelease(h2));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemAddressFree(va, 16 * MiB));
 }
 
 TEST_F(FakeCuda, VmmCopySpansMappingsBackedByScatteredMemory) {

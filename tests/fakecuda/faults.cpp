@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <sys/stat.h>
@@ -16,6 +17,23 @@ CUresult FaultInjector::default_code(bool sticky) const {
   // Transient: something a caller can plausibly retry. Sticky: what a real
   // GPU reports after a fatal fault corrupts the context.
   return sticky ? CUDA_ERROR_ILLEGAL_ADDRESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+CUresult FaultInjector::before_call(const char* name) {
+  for (std::size_t i = 0; i < std::size(kFailableCalls); ++i) {
+    if (std::strcmp(name, kFailableCalls[i]) != 0) continue;
+    const std::uint64_t n = calls_[i].fetch_add(1, std::memory_order_relaxed) + 1;
+    for (const auto& [call, number] : config_.fail_calls) {
+      if (call == name && number == n) {
+        const CUresult code = default_code(false);
+        std::fprintf(stderr, "fakecuda: injected failure of %s call %llu (code %d)\n", name,
+                     static_cast<unsigned long long>(n), static_cast<int>(code));
+        return code;
+      }
+    }
+    return CUDA_SUCCESS;
+  }
+  return CUDA_SUCCESS;
 }
 
 FaultPlan FaultInjector::plan_copy() {

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <iterator>
 #include <mutex>
 #include <utility>
 
@@ -34,6 +35,11 @@ class FaultInjector {
   // plan, turns sticky if asked. CUDA_SUCCESS means "go ahead".
   CUresult before_copy(const FaultPlan& plan, const char* api);
 
+  // At the start of a failable entry point (kFailableCalls): counts the
+  // call, and returns the failure FAKECUDA_FAIL_CALL planned for it, if
+  // any (the caller then does nothing), else CUDA_SUCCESS.
+  CUresult before_call(const char* name);
+
   // CUDA_SUCCESS while healthy, else the sticky code.
   CUresult sticky() const noexcept { return sticky_.load(std::memory_order_acquire); }
 
@@ -45,6 +51,7 @@ class FaultInjector {
 
   const FaultConfig config_;
   std::atomic<std::uint64_t> copies_{0};
+  std::atomic<std::uint64_t> calls_[std::size(kFailableCalls)] = {};
   std::atomic<CUresult> sticky_{CUDA_SUCCESS};
   std::mutex trigger_mu_;  // one copy at a time consumes a one-shot trigger
   bool warned_bad_trigger_ = false;

@@ -134,6 +134,49 @@ def test_trim_and_zero_give_the_vram_back(vram, connect, tmp_path):
     assert h.pread(5, 4 * MiB + 10) == b"again"
 
 
+def test_a_chunk_whose_vram_could_not_be_released_leaves_the_export_sound(vram, connect,
+                                                                           tmp_path):
+    """The driver unmaps a trimmed chunk but fails to release its VRAM: the
+    trim fails, the chunk is out of the export (its VRAM stays with the
+    driver until exit), and the next write maps it afresh."""
+    lazy = Lazy(vram, tmp_path, spare=0, env={"FAKECUDA_FAIL_CALL": "cuMemRelease:1"})
+    h = connect(lazy.server)
+    h.pwrite(b"first" * 800, 4 * MiB)
+    lazy.wait_held(CHUNK, spare=0)
+    with pytest.raises(nbd.Error) as failure:
+        h.trim(CHUNK, 4 * MiB)
+    assert failure.value.errnum == errno.EIO
+    assert "injected failure of cuMemRelease call 1" in lazy.server.log_text()
+    assert lazy.mapped_by_driver() == 0
+    assert_zero(h.pread(CHUNK, 4 * MiB))
+    h.pwrite(b"again" * 800, 4 * MiB)
+    assert h.pread(4000, 4 * MiB) == b"again" * 800
+    assert lazy.mapped_by_driver() == CHUNK
+    h.pwrite(b"other", 20 * MiB)
+    assert h.pread(5, 20 * MiB) == b"other"
+    assert lazy.status()["state"] == "serving"
+
+
+def test_a_chunk_that_could_not_be_unmapped_stays_until_a_later_trim(vram, connect, tmp_path):
+    """cuMemUnmap fails: the trim fails, the chunk stays mapped (zeroed, as
+    the trim asked), keeps serving, and the next trim gives it back."""
+    lazy = Lazy(vram, tmp_path, spare=0, env={"FAKECUDA_FAIL_CALL": "cuMemUnmap:1"})
+    h = connect(lazy.server)
+    h.pwrite(b"first" * 800, 4 * MiB)
+    with pytest.raises(nbd.Error) as failure:
+        h.trim(CHUNK, 4 * MiB)
+    assert failure.value.errnum == errno.EIO
+    assert lazy.mapped_by_driver() == CHUNK
+    assert_zero(h.pread(CHUNK, 4 * MiB))
+    h.pwrite(b"kept", 4 * MiB + 4096)
+    assert h.pread(4, 4 * MiB + 4096) == b"kept"
+    h.trim(CHUNK, 4 * MiB)
+    lazy.wait_held(0, spare=0)
+    assert lazy.mapped_by_driver() == 0
+    assert_zero(h.pread(CHUNK, 4 * MiB))
+    assert lazy.status()["state"] == "serving"
+
+
 def test_random_requests_match_a_model(vram, connect, tmp_path):
     """Writes, zeroes, trims and reads of every size and alignment, over
     several connections, against an in-memory model of the export."""

@@ -36,12 +36,20 @@ struct FakeGpu {
       return CUDA_SUCCESS;
     };
   }
+  // fail_unmap: cuMemUnmap fails, the chunk stays mapped;
+  // fail_release: it is unmapped, but releasing its VRAM fails.
+  CUresult fail_unmap = CUDA_SUCCESS, fail_release = CUDA_SUCCESS;
+
   auto unmap()
   {
-    return [this](size_t c) {
+    return [this](size_t c, bool &gone) {
+      gone = false;
+      if (fail_unmap != CUDA_SUCCESS)
+        return fail_unmap;
       EXPECT_TRUE(mapped[c].exchange(false)) << "chunk " << c << " unmapped twice";
       ++unmaps;
-      return CUDA_SUCCESS;
+      gone = true;
+      return fail_release;
     };
   }
   auto copy(size_t c)
@@ -277,4 +285,38 @@ TEST(ChunkResidency, ConcurrentWritersAndTrimmersOnOneChunk)
   ASSERT_EQ(clear(r, g, 0, 8 * MiB), CUDA_SUCCESS);
   EXPECT_EQ(r.mapped_chunks(), 0u);
   EXPECT_EQ(g.maps.load(), g.unmaps.load());
+}
+
+TEST(ChunkResidency, AChunkThatCouldNotBeUnmappedStaysMappedAndIsRetried)
+{
+  ChunkResidency r(8 * MiB, 2 * MiB);
+  FakeGpu g(r.chunks());
+  ASSERT_EQ(write(r, g, 2 * MiB, 4 * KiB), CUDA_SUCCESS);
+  g.fail_unmap = CUDA_ERROR_INVALID_VALUE;
+  EXPECT_EQ(clear(r, g, 2 * MiB, 4 * KiB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(r.mapped_chunks(), 1u); // still mapped: its VRAM is still there
+  // Writes and reads still go to the mapped VRAM, never to an unmapped range.
+  ASSERT_EQ(write(r, g, 2 * MiB + 8 * KiB, 4 * KiB), CUDA_SUCCESS);
+  EXPECT_EQ(g.maps, 1);
+  g.fail_unmap = CUDA_SUCCESS;
+  ASSERT_EQ(clear(r, g, 2 * MiB, 2 * MiB), CUDA_SUCCESS);
+  EXPECT_EQ(r.mapped_chunks(), 0u);
+  EXPECT_EQ(g.unmaps, 1);
+  EXPECT_EQ(g.copies_on_unmapped, 0);
+}
+
+TEST(ChunkResidency, AChunkUnmappedWhoseVramCouldNotBeReleasedIsOutOfTheExport)
+{
+  ChunkResidency r(8 * MiB, 2 * MiB);
+  FakeGpu g(r.chunks());
+  ASSERT_EQ(write(r, g, 4 * MiB, 4 * KiB), CUDA_SUCCESS);
+  g.fail_release = CUDA_ERROR_INVALID_VALUE;
+  // The release's error is the request's, but the chunk is gone: marking it
+  // mapped would send later copies to an unmapped range.
+  EXPECT_EQ(clear(r, g, 4 * MiB, 4 * KiB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(r.mapped_chunks(), 0u);
+  g.fail_release = CUDA_SUCCESS;
+  ASSERT_EQ(write(r, g, 4 * MiB, 4 * KiB), CUDA_SUCCESS); // maps it again
+  EXPECT_EQ(g.maps, 2);
+  EXPECT_EQ(g.copies_on_unmapped, 0);
 }
