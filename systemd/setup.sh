@@ -96,7 +96,8 @@ cmake -S "$top" -B "$build" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
 cmake --build "$build" -j"$(nproc)"
 
 say "checking the GPU through the plugin"
-dump=$(nbdkit --dump-plugin "$build/plugin/nbdkit-vram-plugin.so")
+dump=$(nbdkit --dump-plugin "$build/plugin/nbdkit-vram-plugin.so" 2>&1) ||
+  die "nbdkit cannot load the plugin just built: $dump. nbdkit-vram was not installed."
 count=$(sed -n 's/^vram_gpu_count=//p' <<<"$dump")
 if [[ ${count:-0} -eq 0 ]]; then
   why=$(sed -n 's/^vram_error=//p' <<<"$dump")
