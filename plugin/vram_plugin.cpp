@@ -19,6 +19,7 @@
 #include "version.hpp"
 #include "vram_store.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <exception>
@@ -277,7 +278,21 @@ void vram_dump_plugin()
 
 void *vram_open(int /*readonly*/)
 {
-  // One export shared by every connection: the handle is the store itself.
+  // One export, with no name, shared by every connection: the handle is
+  // the store itself.  A client asking for a name must not get the same
+  // data under it: what keeps state per export name (the integrity filter's
+  // checksums) would take it for a second export.
+  if (const char *name = nbdkit_export_name(); name && *name) {
+    std::string shown; // client data: printable, and short
+    for (const char *c = name; *c && shown.size() < 64; ++c)
+      shown += std::isprint(static_cast<unsigned char>(*c)) ? *c : '?';
+    nbdkit_error("export \"%s\": the vram plugin serves one export, which has no name: "
+                 "connect without an export name (nbd-client without -N, "
+                 "nbd+unix:///?socket=...)",
+                 shown.c_str());
+    errno = ENOENT;
+    return nullptr;
+  }
   return state->store.get();
 }
 
