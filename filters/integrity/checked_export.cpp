@@ -8,6 +8,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <utility>
 
 namespace integrity {
@@ -35,7 +36,9 @@ bool CheckedExport::verify(uint64_t block, std::span<const std::byte> data, Find
   if (crc32c(data) == table_.get(block))
     return true;
   findings.bad = true;
-  if (table_.note_mismatch(block))
+  // Unknown contents (a failed write the read could not settle first):
+  // the request fails, but nothing is known to be corrupt.
+  if (!unsettled_.contains(block) && table_.note_mismatch(block))
     findings.to_log.push_back(block);
   return false;
 }
@@ -67,7 +70,11 @@ int CheckedExport::read(Backend &backend, std::span<std::byte> buffer, uint64_t 
     return backend.read(buffer, offset);
   const BlockSpan span = geometry_.span(offset, buffer.size());
   Findings findings;
-  int err;
+  int err = unsettled_.any_in(span.first, span.last) ? settle(backend, span.first, span.last) : 0;
+  if (err) {
+    std::memset(buffer.data(), 0, buffer.size());
+    return err;
+  }
   {
     const auto guard = locks_.shared(span.first, span.last);
     err = read_locked(backend, buffer, offset, span, findings);
@@ -127,8 +134,10 @@ int CheckedExport::rewrite_partial(Backend &backend, uint64_t block, const ByteR
   if (const int err = read_block(backend, block, whole))
     return err;
   // The bytes the request leaves alone keep their old value: they must
-  // be right, or the new checksum would vouch for corrupt data.
-  if (!verify(block, whole, findings))
+  // be right, or the new checksum would vouch for corrupt data.  Those of
+  // a block whose contents are unknown are taken as they are, as a read
+  // would take them.
+  if (!unsettled_.contains(block) && !verify(block, whole, findings))
     return 0;
   const ByteRange b = geometry_.block(block);
   const ByteRange part = overlap_within(b, request);
@@ -187,8 +196,7 @@ int CheckedExport::write(Backend &backend, std::span<const std::byte> data, uint
           table_.set(span.last, last_crc);
         for (uint64_t i = 0; i < full_crcs.size(); ++i)
           table_.set(span.full_begin() + i, full_crcs[i]);
-        for (uint64_t block = span.first; block <= span.last; ++block)
-          table_.forget_mismatch(block);
+        written(span.first, span.last);
       }
     }
   }
@@ -223,8 +231,7 @@ int CheckedExport::zero(Backend &backend, uint64_t length, uint64_t offset, Writ
           table_.set(span.last, last_crc);
         for (uint64_t block = span.full_begin(); block < span.full_end(); ++block)
           table_.set(block, table_.zero_crc(block));
-        for (uint64_t block = span.first; block <= span.last; ++block)
-          table_.forget_mismatch(block);
+        written(span.first, span.last);
       }
     }
   }
@@ -237,21 +244,51 @@ int CheckedExport::trim(Backend &backend, uint64_t length, uint64_t offset, bool
   return zero(backend, length, offset, WriteFlags{.fua = fua, .may_trim = true, .fast_zero = false});
 }
 
+void CheckedExport::written(uint64_t first, uint64_t last)
+{
+  for (uint64_t block = first; block <= last; ++block) {
+    table_.forget_mismatch(block);
+    unsettled_.remove(block);
+  }
+}
+
 // After a failed write or zero the range may hold old data, new data or a
 // mix (NBD leaves it unspecified): take whatever the backend now returns
 // as the truth for these blocks.  The bytes of partial blocks outside the
 // request were verified just before, under the same lock.  A block that
-// cannot be read back keeps its old checksum, so it reads as corrupt
-// rather than as something unchecked.
+// cannot be read back now (the GPU error that failed the write may not be
+// over) is unsettled: the next read settles it.
 void CheckedExport::resync(Backend &backend, uint64_t first, uint64_t last)
 {
   std::vector<std::byte> whole;
   for (uint64_t block = first; block <= last; ++block) {
-    if (read_block(backend, block, whole) != 0)
+    if (read_block(backend, block, whole) != 0) {
+      if (!unsettled_.add(block) && !unsettled_full_logged_.exchange(true))
+        log_error("export \"" + name_ + "\": more than " +
+                  std::to_string(UnsettledBlocks::capacity) +
+                  " blocks could not be read back after failed writes; further ones keep "
+                  "their old checksum and read as corrupt until written whole, zeroed or "
+                  "trimmed");
       continue;
+    }
     table_.set(block, crc32c(whole));
-    table_.forget_mismatch(block);
+    written(block, block);
   }
+}
+
+int CheckedExport::settle(Backend &backend, uint64_t first, uint64_t last)
+{
+  const auto guard = locks_.exclusive(first, last);
+  std::vector<std::byte> whole;
+  for (uint64_t block = first; block <= last; ++block) {
+    if (!unsettled_.contains(block))
+      continue;
+    if (const int err = read_block(backend, block, whole))
+      return err;
+    table_.set(block, crc32c(whole));
+    written(block, block);
+  }
+  return 0;
 }
 
 } // namespace integrity

@@ -10,7 +10,9 @@
 #include "checksum_table.hpp"
 #include "settings.hpp"
 #include "stripe_locks.hpp"
+#include "unsettled_blocks.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -59,12 +61,20 @@ private:
   int rewrite_partial(Backend &backend, uint64_t block, const ByteRange &request,
                       const std::byte *request_data, uint32_t &crc, Findings &findings);
   void resync(Backend &backend, uint64_t first, uint64_t last);
+  // Before a read: takes what the backend now holds as the truth for the
+  // unsettled blocks in [first, last] (exclusively locked here).  0, or
+  // the backend's error when one still cannot be read.
+  int settle(Backend &backend, uint64_t first, uint64_t last);
+  // A request changed these blocks: their checksums are known again.
+  void written(uint64_t first, uint64_t last);
   void report(const Findings &findings) const;
 
   std::string name_;
   BlockGeometry geometry_;
   ChecksumTable table_;
   StripeLocks locks_;
+  UnsettledBlocks unsettled_;
+  std::atomic<bool> unsettled_full_logged_{false};
 };
 
 } // namespace integrity

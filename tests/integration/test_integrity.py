@@ -213,6 +213,28 @@ def test_a_block_corrupted_before_it_was_ever_written_is_caught(vram, connect):
     assert corruption_reports(server) == [5 * MiB]
 
 
+def test_a_block_left_unknown_by_transient_gpu_errors_is_not_called_corrupt(vram, connect):
+    """Every 4th GPU copy fails: a 12 KiB write fails part way, and reading
+    its blocks back to learn what they hold fails too for one of them.  No
+    block is corrupt, and none may be reported so: the next good read takes
+    what VRAM holds (issue 15's reproduction)."""
+    server = integrity(vram, "chunk-size=4K", "lanes=1", env={"FAKECUDA_FAIL_EVERY": "4"})
+    h = connect(server)
+    h.pwrite(b"a" * 8192, 0)  # copies 1 and 2
+    with pytest.raises(nbd.Error):
+        h.pwrite(b"b" * 12288, 0)  # copy 4 fails; the read-back's copy 8 too
+    got = None
+    for _ in range(8):  # reads fail now and then, as every 4th copy does
+        try:
+            got = h.pread(12288, 0)
+            break
+        except nbd.Error as e:
+            assert e.errnum == errno.EIO
+    assert got is not None, server.log_text()
+    assert all(c in b"ab\0" for c in got)  # old data, new data, or zeroes: nothing else
+    assert corruption_reports(server) == [], server.log_text()
+
+
 def test_zero_and_trim_leave_clean_blocks(vram, connect):
     server = integrity(vram)
     h = connect(server)

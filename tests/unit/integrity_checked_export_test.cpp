@@ -252,6 +252,43 @@ TEST_F(IntegrityCheckedExport, AfterAFailedWriteTheBlocksTakeWhatTheBackendHolds
   EXPECT_TRUE(log.errors().empty());
 }
 
+TEST_F(IntegrityCheckedExport, AFailedWriteThatCannotBeReadBackIsSettledByTheNextRead)
+{
+  write(0, random_bytes(8 * 4096, rng));
+  // A transient GPU error fails the write part way, and the read-back
+  // right after it fails too: the blocks' contents are unknown.
+  disk.fail_writes_after = 4096 + 2048;
+  disk.fail_reads = true;
+  const auto data = random_bytes(4 * 4096, rng);
+  EXPECT_EQ(exp.write(disk, data, 2 * 4096, {}), EIO);
+  disk.fail_writes_after = -1;
+  EXPECT_EQ(read_check(2 * 4096, 4096), EIO); // still the backend's error
+  disk.fail_reads = false;
+  std::copy_n(disk.contents().begin() + 2 * 4096, 4 * 4096, shadow.begin() + 2 * 4096);
+  // Now the read takes what the backend holds, with no false alarm.
+  EXPECT_EQ(read_check(0, 8 * 4096), 0);
+  EXPECT_EQ(read_check(3 * 4096 + 10, 100), 0);
+  EXPECT_TRUE(log.errors().empty()) << log.errors().front();
+  // And corruption is still caught there afterwards.
+  disk.flip_bit(3 * 4096 + 7, 1);
+  EXPECT_EQ(read_check(3 * 4096, 4096), EIO);
+  EXPECT_EQ(log.errors().size(), 1u);
+}
+
+TEST_F(IntegrityCheckedExport, APartialWriteIntoAnUnsettledBlockTakesItsOtherBytesAsTheyAre)
+{
+  write(0, random_bytes(4 * 4096, rng));
+  disk.fail_writes_after = 2048;
+  disk.fail_reads = true;
+  EXPECT_EQ(exp.write(disk, random_bytes(4096, rng), 4096, {}), EIO);
+  disk.fail_writes_after = -1;
+  disk.fail_reads = false;
+  std::copy_n(disk.contents().begin() + 4096, 4096, shadow.begin() + 4096);
+  write(4096 + 100, random_bytes(10, rng)); // read-modify-write of block 1
+  EXPECT_EQ(read_check(0, 4 * 4096), 0);
+  EXPECT_TRUE(log.errors().empty()) << log.errors().front();
+}
+
 TEST_F(IntegrityCheckedExport, RefusedFastZeroChangesNothing)
 {
   write(0, random_bytes(4 * 4096, rng));
