@@ -2,7 +2,7 @@
 # Cross-checks nbd-loadgen against fio's nbd engine: the same workload on
 # the same server (nbdkit-memory-plugin), taking turns, and the ratio of
 # their ops/s.  Run on a machine with fio (Debian: apt-get install
-# fio); see docs/benchmarks.md.
+# fio); see docs/dev/benchmark-log.md.
 #
 #   bench/crosscheck_fio.sh [OUTDIR]
 #
@@ -29,7 +29,7 @@ if ((ncpu >= 2)); then
 fi
 # Two servers: the memory plugin as it is, and behind nbdkit's delay filter
 # (1 ms per request), where the server, not either client's own cost per
-# request, sets the pace (docs/benchmarks.md says what that row showed).
+# request, sets the pace (docs/dev/benchmark-log.md says what that row showed).
 "${server_cpus[@]}" "$NBDKIT" -f -U "$sock" -P "$sock.pid" "$MEMORY_PLUGIN" 2G &
 server=$!
 "${server_cpus[@]}" "$NBDKIT" -f -U "$sock.slow" -P "$sock.slow.pid" --filter="$delay_filter" "$MEMORY_PLUGIN" 2G \

@@ -1,7 +1,7 @@
 // How a host-to-device copy is issued so that another program's work on
 // the GPU cannot hold it up.
 //
-// Measured on an H200 with driver 580 (docs/benchmarks.md, "Beside other
+// Measured on an H200 with driver 580 (docs/dev/benchmark-log.md, "Beside other
 // GPU work"): a one-dimensional host-to-device copy under 32 KiB, every
 // memset and every device-to-device copy wait for the time slice of any
 // other context running kernels (2.5 ms beside large matrix products).

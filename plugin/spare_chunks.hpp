@@ -5,7 +5,8 @@
 // Creating physical VRAM (cuMemCreate) is where the driver allocates, VRAM
 // and its own bookkeeping: work the I/O path, which holds a chunk's lock
 // while it maps, is better without at zero free RAM.  (It is not faster
-// with spares: on an H200 cuMemCreate is cheap, see docs/benchmarks.md.)
+// with spares: on an H200 cuMemCreate is cheap, see
+// docs/dev/benchmark-log.md, "Lazy allocation's cost".)
 // A thread of ours creates them off the I/O path, keeps `target` spares
 // ready, and gives back (releases) what trims return beyond that.  When
 // the spares run out, the I/O path creates its own as before.

@@ -3,7 +3,7 @@
 # machine lacks, builds the plugin twice (plain and ASan/UBSan), runs the
 # unit tests (ctest) and the integration tests (pytest, real nbdkit, test
 # CUDA driver) against both builds, and the VM tests (Debian's kernel under
-# qemu swapping to the plugin: tests/vm, docs/vm-tests.md) against the
+# qemu swapping to the plugin: tests/vm, docs/dev/vm-tests.md) against the
 # plain build, then builds the Debian packages, installs, checks and
 # purges them (tests/packages.sh).  GPU tests run only where a GPU is.
 #

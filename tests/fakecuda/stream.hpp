@@ -9,7 +9,7 @@
 // its command buffer is).  An allocation per copy would put the caller's
 // thread into malloc, and at zero free RAM into a page fault holding the
 // malloc arena's lock, on a path the real driver takes without one: the VM
-// tests' soak caught exactly that (docs/vm-tests.md, finding 11).
+// tests' soak caught exactly that (docs/dev/vm-tests.md, finding 11).
 #pragma once
 
 #include "cuda_abi.hpp"

@@ -388,7 +388,7 @@ def test_detach_stops_a_server_whose_device_is_not_swap(served, tmp_path):
 
 
 # The check after nbd-client that every connection of a multi-connection
-# device has a kernel worker reading it (docs/vm-tests.md, finding 9), run
+# device has a kernel worker reading it (docs/dev/vm-tests.md, finding 9), run
 # over a made-up /proc.  The VM tests run it over the guest's real one.
 def fake_proc(tmp_path, tasks):
     proc = tmp_path / "proc"

@@ -1,5 +1,5 @@
 """VM tests: a real Linux kernel (Debian's, under qemu TCG) swaps to the
-plugin through its nbd driver.  See docs/vm-tests.md.
+plugin through its nbd driver.  See docs/dev/vm-tests.md.
 
 Every test that boots a guest is marked `vm` (deselect with -m "not vm")
 and skipped, with the reason, where qemu, a static busybox or the kernel

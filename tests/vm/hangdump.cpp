@@ -1,5 +1,5 @@
 // vm-hangdump: in a VM test guest, says what nbdkit is doing when the
-// guest hangs (docs/vm-tests.md, "Reading a hang capture").
+// guest hangs (docs/dev/vm-tests.md, "Reading a hang capture").
 //
 //   vm-hangdump --pid PID [--requests FILE] [--trigger TTY] [--self-trigger SECONDS]
 //               [--nbd NAME]

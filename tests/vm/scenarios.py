@@ -13,7 +13,7 @@ LAZY_SWAP_BOUND = 300
 
 PRESSURE = dict(script="pressure.sh", params={"SAFETY": "require"}, timeout=PRESSURE_BOUND,
                 hung_task_timeout=HUNG_TASK_TIMEOUT)
-# docs/vm-tests.md, finding 2: the same memory in 4 workers, which
+# docs/dev/vm-tests.md, finding 2: the same memory in 4 workers, which
 # deadlocked while nbdkit locked 192 MiB for nothing.  Not in CI.
 PRESSURE_4_WORKERS = dict(script="pressure.sh", params={"SAFETY": "require", "VM_WORKERS": 4},
                           timeout=PRESSURE_BOUND, hung_task_timeout=HUNG_TASK_TIMEOUT)

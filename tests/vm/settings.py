@@ -1,6 +1,6 @@
 """Bounds shared by the VM tests (seconds of wall-clock time on the host).
 
-Measured on a 2-core Debian 12 machine under TCG (docs/vm-tests.md has the
+Measured on a 2-core Debian 12 machine under TCG (docs/dev/vm-tests.md has the
 figures): a pressure run takes about 90 s, a hang is reported 30 to 55 s
 after boot.  The bounds leave room for a slower machine without letting a
 stuck guest hold CI for long.

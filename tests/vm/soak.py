@@ -1,5 +1,5 @@
 """Boots the VM suite's pressure scenarios many times in a row and says
-how many hung, with the capture of each hang (docs/vm-tests.md, "The
+how many hung, with the capture of each hang (docs/dev/vm-tests.md, "The
 soak").  Not part of CI: a run of 100 boots takes about two hours on a
 2-core machine.
 

@@ -60,7 +60,7 @@ The bounds, and why:
 - Without discards, held after the hog exits stays >= 90% of the peak
   (measured: all of it).
 
-Stalls as swap-out starts (docs/vm-tests.md, finding 7): in 3 of about
+Stalls as swap-out starts (docs/dev/vm-tests.md, finding 7): in 3 of about
 30 early boots with 16 MiB chunks the guest hung; task dumps
 (VRAM_VM_SYSRQ=wt) showed nbdkit I/O threads in direct reclaim from page
 faults, first on a fresh stack page (each I/O thread now faults in its

@@ -28,7 +28,7 @@ def test_without_swap_protections_the_guest_hangs_and_is_caught(vm_run):
     # wall-clock bound.
     assert r.elapsed < caught + 15
     assert r.first("timeout") is None
-    # The capture (docs/vm-tests.md, "Reading a hang capture"): every task
+    # The capture (docs/dev/vm-tests.md, "Reading a hang capture"): every task
     # (SysRq-T) and workqueue, and from vm-hangdump each nbdkit thread.
     log = r.log.read_text(errors="replace")
     assert "task:nbdkit" in log

@@ -21,7 +21,7 @@ SOCK=$RUNDIR/nbdkit.sock
 # stderr.  They live on ramfs.  On tmpfs their pages are swap-backed: once
 # the last page of the file was swapped out to the device under test, the
 # next line needs a swap-in only the writing server can serve, and the
-# guest deadlocks (docs/vm-tests.md, finding 12).  Nothing of the kind
+# guest deadlocks (docs/dev/vm-tests.md, finding 12).  Nothing of the kind
 # exists in production: the real driver writes no file, and nbdkit's
 # stderr goes to journald over a socket.  The plugin's own files (the
 # requests file, mapped and locked; the status file, replaced whole by a
@@ -171,7 +171,7 @@ start_nbdkit() {
 # start_hangdump PID REQUESTS_FILE: vm-hangdump (tests/vm/hangdump.cpp)
 # watches nbdkit PID from now on, locked in RAM, and dumps what each of
 # its threads and the plugin are doing when the harness sees a hang and
-# writes to ttyS1 (docs/vm-tests.md, "Reading a hang capture").
+# writes to ttyS1 (docs/dev/vm-tests.md, "Reading a hang capture").
 start_hangdump() {
   local tool=$BUILD/tests/vm/vm-hangdump
   if [[ ! -x $tool ]]; then
@@ -207,7 +207,7 @@ stop_nbdkit() {
 # kernel is often too slow to start one per connection, the workqueue's
 # rescuer then runs their receive work one after another, and the
 # connections behind the first are never read (their first request waits
-# 30 s; docs/vm-tests.md, finding 9).  Its warnings go to the log.
+# 30 s; docs/dev/vm-tests.md, finding 9).  Its warnings go to the log.
 for f in nbd_attach nbd_receivers_ready wait_detached; do
   eval "$(sed -n "/^$f() {/,/^}\$/p" /mnt/repo/systemd/vram-swap)"
   declare -F $f >/dev/null ||
@@ -237,7 +237,7 @@ wait_size() {
 # (realloc + memset: fresh pages) the first time the thread serves a larger
 # request than before.  At zero free RAM that page fault waits for reclaim,
 # reclaim waits for swap writes, and the swap writes wait for that thread:
-# the guest deadlocks even with swap-safety=require (docs/vm-tests.md).
+# the guest deadlocks even with swap-safety=require (docs/dev/vm-tests.md).
 # 64 concurrent O_DIRECT readers, 16 requests each, reach every thread of
 # every connection with near certainty; afterwards a connection serves
 # requests without faulting in memory.

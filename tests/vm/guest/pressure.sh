@@ -24,7 +24,7 @@
 # VMTEST_BALLAST_MB  RAM locked away by a helper process before the load is
 #                    sized (192): keeps the load and the run time what they
 #                    were while nbdkit itself locked 192 MiB it never used
-#                    (docs/vm-tests.md, finding 3); 0 for none
+#                    (docs/dev/vm-tests.md, finding 3); 0 for none
 . /mnt/repo/tests/vm/guest/lib.sh
 
 safety=${VMTEST_SAFETY:-require}
