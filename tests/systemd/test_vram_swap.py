@@ -231,8 +231,7 @@ def nbdkit_version():
     ("1.33.10", False), ("1.34.0", False), ("1.42.2", False), ("2.0.0", False), ("", False),
     ("1.x", False)])
 def test_which_nbdkit_releases_abort_on_a_dead_connection(version, affected):
-    body = helper_function("nbdkit_aborts_on_dead_connection")
-    r = subprocess.run(["bash", "-euc", body + f'\nnbdkit_aborts_on_dead_connection "{version}"'],
+    r = subprocess.run(["bash", "-euc", sourced(f'nbdkit_aborts_on_dead_connection "{version}"')],
                        capture_output=True, text=True)
     assert r.returncode == (0 if affected else 1), r.stderr
 
@@ -406,19 +405,16 @@ def add_task(proc, pid, comm, wchan):
     (d / "comm").write_text(comm + "\n")
 
 
-def helper_function(name):
-    """One function of vram-swap, as the VM tests' lib.sh takes it."""
-    body = subprocess.run(["sed", "-n", rf"/^{name}() {{/,/^}}$/p", str(HELPER)],
-                          capture_output=True, text=True, check=True).stdout
-    assert body.count("\n") > 5, f"{name} not found in vram-swap"
-    return body
+def sourced(script):
+    """A bash script that runs after sourcing vram-swap, which defines its
+    functions and runs nothing, as the VM tests' lib.sh takes them."""
+    return f'source "{HELPER}"\n{script}'
 
 
 def receivers_ready(proc, dev, want, wait=1):
-    body = helper_function("nbd_receivers_ready")
     env = dict(os.environ, VRAM_SWAP_PROC=str(proc), VRAM_SWAP_READER_WAIT=str(wait))
     t0 = time.monotonic()
-    r = subprocess.run(["bash", "-euc", body + f'\nnbd_receivers_ready {dev} {want}'],
+    r = subprocess.run(["bash", "-euc", sourced(f'nbd_receivers_ready {dev} {want}')],
                        env=env, capture_output=True, text=True, timeout=30)
     assert r.stderr == ""
     return r.returncode, time.monotonic() - t0
@@ -505,13 +501,11 @@ def nbd_attach(tmp_path, outcomes, conns=2):
     (tmp_path / "outcomes").write_text("\n".join(outcomes) + "\n")
     log = tmp_path / "calls"
     log.write_text("")
-    body = "".join(helper_function(f) for f in
-                   ("nbd_attach", "nbd_receivers_ready", "wait_detached"))
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_LOG=str(log),
                FAKE_OUTCOMES=str(tmp_path / "outcomes"), VRAM_SWAP_PROC=str(tmp_path / "proc"),
                VRAM_SWAP_READER_WAIT="1")
-    script = (body + 'warn() { echo "warning: $*" >&2; }\n'
-              f'nbd_attach /dev/nbd0 {conns} -unix /run/x.sock /dev/nbd0 -C {conns} -b 4096 -swap')
+    script = sourced('warn() { echo "warning: $*" >&2; }\n'
+                     f'nbd_attach /dev/nbd0 {conns} -unix /run/x.sock /dev/nbd0 -C {conns} -b 4096 -swap')
     r = subprocess.run(["bash", "-euc", script], env=env, capture_output=True, text=True,
                        timeout=60)
     return r, log.read_text().splitlines()
@@ -550,6 +544,91 @@ def test_attach_fails_when_nbd_client_does(tmp_path):
 def test_attach_with_one_connection_does_not_check(tmp_path):
     r, calls = nbd_attach(tmp_path, ["none"], conns=1)
     assert r.returncode == 0 and r.stderr == "" and len(calls) == 1
+
+
+# The device side of attach, on a made-up /sys/block and fakes for the
+# tools that would change the machine.  nbd-client takes a device as the
+# kernel does: it fails if another client holds it, and marks it held
+# (its pid file) half a second in, so two attaches at once overlap.
+FAKE_CLAIMING_NBD_CLIENT = r"""#!/bin/bash
+echo "$*" >>"$FAKE_LOG"
+if [[ $1 == -d ]]; then rm -f "$VRAM_SWAP_SYS_BLOCK/${2#/dev/}/pid"; exit 0; fi
+dev=${3#/dev/}
+sleep 0.5
+if [[ -e $VRAM_SWAP_SYS_BLOCK/$dev/pid ]]; then echo "nbd-client: /dev/$dev is in use" >&2; exit 1; fi
+echo $$ >"$VRAM_SWAP_SYS_BLOCK/$dev/pid"
+"""
+
+
+def fake_devices(tmp_path, names=("nbd0", "nbd1"), fail=()):
+    """PATH and environment for the helper over fake nbd devices; each
+    tool named in fail exits 1."""
+    sys_block = tmp_path / "sys-block"
+    for name in names:
+        (sys_block / name / "queue").mkdir(parents=True)
+        (sys_block / name / "size").write_text("0\n")
+        (sys_block / name / "queue" / "max_sectors_kb").write_text("128\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "nbd-client").write_text(FAKE_CLAIMING_NBD_CLIENT)
+    for tool in ("mkswap", "swapon"):
+        (bindir / tool).write_text(f'#!/bin/bash\necho "{tool} $*" >>"$FAKE_LOG"\n'
+                                   + ("exit 1\n" if tool in fail else "exit 0\n"))
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    log = tmp_path / "calls"
+    log.write_text("")
+    return {"PATH": f"{bindir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
+            "VRAM_SWAP_SYS_BLOCK": str(sys_block)}, log
+
+
+def test_two_instances_attaching_at_once_take_different_devices(tmp_path):
+    extra, log = fake_devices(tmp_path)
+    env = helper_env(tmp_path, **extra)
+    write_config(tmp_path, "CONNECTIONS=1\n", name="default.conf")
+    procs = [subprocess.Popen(["bash", "-euc", sourced(f"load_config {i}; claim_nbd_device {i}")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in (0, 1)]
+    results = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+    for out, err, rc in results:
+        assert rc == 0, err
+    devices = {(tmp_path / "run" / f"{i}.dev").read_text().strip() for i in (0, 1)}
+    assert devices == {"/dev/nbd0", "/dev/nbd1"}, (devices, log.read_text())
+
+
+def test_plugin_args_reach_nbdkit_as_written(tmp_path):
+    """Split on blanks, never glob-expanded: a '*' stays a '*' whatever the
+    working directory holds."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "wait=from-a-file").write_text("")
+    env = helper_env(tmp_path)
+    write_config(tmp_path, 'PLUGIN_ARGS="wait=*   lanes=4"\nFILTERS="stats"\n')
+    r = subprocess.run(["bash", "-euc", sourced("load_config 0; nbdkit_args 0")], env=env,
+                       cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    args = r.stdout.splitlines()
+    assert args[-2:] == ["wait=*", "lanes=4"], args
+    assert "--filter=stats" in args and "wait=from-a-file" not in args
+
+
+def test_a_failed_up_detaches_the_device_and_stops_the_server(tmp_path):
+    """mkswap fails after the device is attached: up leaves neither the
+    device attached nor the server running."""
+    extra, log = fake_devices(tmp_path, names=("nbd0",), fail=("mkswap",))
+    env = helper_env(tmp_path, **extra)
+    write_config(tmp_path, "SIZE=64M\nCONNECTIONS=1\nSWAP_SAFETY=attempt\nMIN_FREE_KB=keep\n")
+    # This machine may have no nbd driver: that check is not what is tested.
+    r = subprocess.run(["bash", "-euc", sourced("check_nbd_module() { :; }; cmd_up 0")],
+                       env=env, capture_output=True, text=True, timeout=120)
+    calls = log.read_text().splitlines()
+    assert r.returncode == 1, r.stderr
+    assert "mkswap /dev/nbd0 failed; /dev/nbd0 was detached" in r.stderr, r.stderr
+    assert "the server was stopped" in r.stderr
+    assert calls[0].startswith("-unix ") and "-d /dev/nbd0" in calls, calls
+    assert not (tmp_path / "run" / "0.dev").exists()
+    assert not (tmp_path / "sys-block" / "nbd0" / "pid").exists()
+    assert not (tmp_path / "run" / "0.pid").exists() and not (tmp_path / "run" / "0.sock").exists()
 
 
 def test_the_build_renders_the_helpers_man_page():

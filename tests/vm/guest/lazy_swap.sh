@@ -188,7 +188,7 @@ check $? "zswap is off ($zswap): every page swapped out goes to the device"
 attach 2 -swap || { fail "nbd-client -C 2 -swap"; exit 1; }
 wait_size
 t0=$(now)
-warm_up
+warm_up $NBD
 check $? "warm-up reads ($(cat /sys/block/nbd0/queue/max_sectors_kb) KiB, O_DIRECT)"
 figure warm_up_seconds "$(elapsed_since "$t0")"
 settle 10

@@ -199,26 +199,36 @@ stop_nbdkit() {
   return $rc
 }
 
-# attach CONNECTIONS [nbd-client options]: nbd-client, and with several
-# connections the check systemd/vram-swap makes after it, taken from there
-# so the tests run the shipped code (nbd_attach, nbd_receivers_ready,
-# wait_detached).  It attaches again (up to three times) while the kernel
-# does not read each connection with a worker of its own: under TCG the
-# kernel is often too slow to start one per connection, the workqueue's
-# rescuer then runs their receive work one after another, and the
-# connections behind the first are never read (their first request waits
-# 30 s; docs/dev/vm-tests.md, finding 9).  Its warnings go to the log.
-for f in nbd_attach nbd_receivers_ready wait_detached; do
-  eval "$(sed -n "/^$f() {/,/^}\$/p" /mnt/repo/systemd/vram-swap)"
+# The helper's own functions, sourced from systemd/vram-swap (which runs
+# nothing when sourced), so the tests run the shipped code: nbd_attach
+# with its check and retries, nbd_receivers_ready, wait_detached and
+# warm_up.  Sourcing it turns on set -euo pipefail, which these scripts do
+# not use: their options are put back after.
+_lib_opts=$(set +o)
+# shellcheck source=../../../systemd/vram-swap
+source /mnt/repo/systemd/vram-swap
+eval "$_lib_opts"
+unset _lib_opts
+for f in nbd_attach nbd_receivers_ready wait_detached warm_up; do
   declare -F $f >/dev/null ||
     { echo "lib.sh: $f not found in systemd/vram-swap" >&2; exit 1; }
 done
+
+# attach CONNECTIONS [nbd-client options]: nbd-client, and with several
+# connections the helper's check after it.  It attaches again (up to three
+# times) while the kernel does not read each connection with a worker of
+# its own: under TCG the kernel is often too slow to start one per
+# connection, the workqueue's rescuer then runs their receive work one
+# after another, and the connections behind the first are never read
+# (their first request waits 30 s; docs/dev/vm-tests.md, finding 9).  Its
+# warnings go to the log.
 warn() { log "attach: $*"; }
 attach() {
   local conns=$1; shift
   nbd_attach $NBD "$conns" -unix $SOCK $NBD -C "$conns" -b 4096 "$@"
 }
 
+# (The helper's detach takes an instance; the tests detach the device.)
 detach() { nbd-client -d $NBD; }
 
 # nbd-client returns before the kernel has the size; wait for it.
@@ -229,29 +239,6 @@ wait_size() {
     sleep 0.1
   done
   return 1
-}
-
-# warm_up: every nbdkit worker thread serves a request of the largest
-# size the kernel sends (max_sectors_kb) before the device becomes swap.
-# nbdkit 1.32 gives each worker thread one request buffer and grows it
-# (realloc + memset: fresh pages) the first time the thread serves a larger
-# request than before.  At zero free RAM that page fault waits for reclaim,
-# reclaim waits for swap writes, and the swap writes wait for that thread:
-# the guest deadlocks even with swap-safety=require (docs/dev/vm-tests.md).
-# 64 concurrent O_DIRECT readers, 16 requests each, reach every thread of
-# every connection with near certainty; afterwards a connection serves
-# requests without faulting in memory.
-warm_up() {
-  local kb pids=() i rc=0 blocks
-  kb=$(cat /sys/block/nbd0/queue/max_sectors_kb)
-  blocks=$(($(cat /sys/block/nbd0/size) / 2 / kb))
-  for ((i = 0; i < 64; i++)); do
-    dd if=$NBD of=/dev/null bs=${kb}K count=16 skip=$(((i * 16) % (blocks - 16))) \
-       iflag=direct status=none &
-    pids+=($!)
-  done
-  for i in "${pids[@]}"; do wait "$i" || rc=1; done
-  return $rc
 }
 
 # ballast MiB: locks MiB of RAM away in a helper process (an anonymous

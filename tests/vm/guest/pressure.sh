@@ -6,7 +6,7 @@
 # VMTEST_SAFETY      the plugin's swap-safety= (require; off for the
 #                    negative control)
 # VMTEST_WARMUP      1 (default): warm nbdkit's threads up before swapon
-#                    (see warm_up in lib.sh, and vram-swap attach); 0: none
+#                    (warm_up in systemd/vram-swap); 0: none
 # VMTEST_SWAP_SIZE   export size (320M)
 # VMTEST_VM_WORKERS  stress-ng --vm workers (2)
 # VMTEST_OVERCOMMIT  percent of the swap device the workers' memory must
@@ -44,7 +44,7 @@ attach 2 -swap || { fail "nbd-client -C 2 -swap"; exit 1; }
 wait_size
 if [[ ${VMTEST_WARMUP:-1} == 1 ]]; then
   t0=$(now)
-  warm_up
+  warm_up $NBD
   check $? "warm-up reads ($(cat /sys/block/nbd0/queue/max_sectors_kb) KiB, O_DIRECT)"
   figure warm_up_seconds "$(elapsed_since "$t0")"
 fi
