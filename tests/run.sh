@@ -48,7 +48,7 @@ py=/usr/bin/python3   # Debian's: python3-libnbd is installed for it
 run_suite() { # build dir, label, [preload]
   local dir=$1 label=$2
   log "unit tests ($label)"
-  (cd "$dir" && ctest --output-on-failure -j"$jobs")
+  (cd "$dir" && ctest -L unit --output-on-failure -j"$jobs")
   log "integration tests ($label)"
   # tests/systemd checks the shell helper, not the C++ code: plain build only.
   local extra=()

@@ -4,7 +4,7 @@ a driver it says why, and still succeeds."""
 import re
 
 import pytest
-from support.nbdkit import FAKECUDA, run_nbdkit
+from support.nbdkit import FAKECUDA, REPO, run_nbdkit
 
 from .helpers import PRELOAD_EXIT_HANG, SANITIZED, MiB
 
@@ -71,3 +71,17 @@ def test_dump_with_a_driver_but_no_gpu(tmp_path):
     fields, r = dump({"NBDKIT_VRAM_LIBCUDA": str(FAKECUDA), "FAKECUDA_GPUS": ""})
     assert fields["vram_gpu_count"] == "0"
     assert fields["vram_error"].startswith("no NVIDIA GPU found"), r.stdout
+
+
+def test_the_version_is_the_same_everywhere(tmp_path):
+    """One version: the plugin's (from CMakeLists.txt), debian/changelog's
+    and the newest heading of NEWS.md (CONTRIBUTING.md, "Releases")."""
+    fields, _ = dump({"NBDKIT_VRAM_LIBCUDA": str(FAKECUDA), "FAKECUDA_GPUS": GPUS,
+                      "FAKECUDA_MEMORY_FILE": str(tmp_path / "vram")})
+    project = re.search(r"project\(nbdkit-vram VERSION (\S+)",
+                        (REPO / "CMakeLists.txt").read_text()).group(1)
+    changelog = re.match(r"nbdkit-vram \(([^)-]+)", (REPO / "debian" / "changelog").read_text())
+    news = re.search(r"^## (\S+)", (REPO / "NEWS.md").read_text(), re.M)
+    assert fields["vram_version"] == project
+    assert changelog and changelog.group(1) == project, "debian/changelog"
+    assert news and news.group(1) == project, "NEWS.md"
