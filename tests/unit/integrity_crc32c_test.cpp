@@ -119,3 +119,19 @@ TEST(IntegrityCrc32c, ReportsWhichImplementationItUses)
 {
   EXPECT_EQ(crc32c_implementation(), crc32c_hardware_available() ? "sse4.2" : "portable");
 }
+
+#ifdef VRAM_HAVE_ISAL
+#include <isa-l/crc.h>
+
+// The filter's CRC32C is the one ISA-L computes (crc32_iscsi, with the
+// standard inversion), so the two can be compared, or swapped.
+TEST(IntegrityCrc32c, MatchesIsaL)
+{
+  for (size_t n : {0u, 1u, 7u, 512u, 4096u, 4099u, 65536u}) {
+    auto buf = random_bytes(n, n + 17);
+    const uint32_t isal = ~crc32_iscsi(reinterpret_cast<unsigned char *>(buf.data()),
+                                       static_cast<int>(buf.size()), ~0u);
+    EXPECT_EQ(crc32c(buf), isal) << n << " bytes";
+  }
+}
+#endif

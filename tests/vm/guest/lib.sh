@@ -205,7 +205,7 @@ stop_nbdkit() {
 # warm_up.  Sourcing it turns on set -euo pipefail, which these scripts do
 # not use: their options are put back after.
 _lib_opts=$(set +o)
-# shellcheck source=../../../systemd/vram-swap
+# shellcheck source=systemd/vram-swap
 source /mnt/repo/systemd/vram-swap
 eval "$_lib_opts"
 unset _lib_opts
