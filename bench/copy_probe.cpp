@@ -10,8 +10,8 @@
 // microseconds, and "ok" when the data the operation left in VRAM was
 // read back and checked.
 #include "byte_size.hpp"
-#include "cuda_driver.hpp"
-#include "cuda_handles.hpp"
+#include "cuda/cuda_driver.hpp"
+#include "cuda/cuda_handles.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -37,7 +37,8 @@ namespace {
 double percentile(std::vector<double> v, double p)
 {
   if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p / 100 * static_cast<double>(v.size())));
+  const size_t k =
+    std::min(v.size() - 1, static_cast<size_t>(p / 100 * static_cast<double>(v.size())));
   std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
   return v[k];
 }
@@ -57,10 +58,8 @@ CUDA_MEMCPY2D rows_copy(CUmemorytype src_type, const void *src, CUmemorytype dst
 {
   CUDA_MEMCPY2D p{};
   p.srcMemoryType = src_type;
-  if (src_type == CU_MEMORYTYPE_HOST)
-    p.srcHost = src;
-  else
-    p.srcDevice = reinterpret_cast<CUdeviceptr>(src);
+  if (src_type == CU_MEMORYTYPE_HOST) p.srcHost = src;
+  else p.srcDevice = reinterpret_cast<CUdeviceptr>(src);
   p.srcPitch = width;
   p.dstMemoryType = dst_type;
   p.dstDevice = dst;
@@ -135,7 +134,8 @@ int main(int argc, char **argv)
     std::memcpy(hb + i, &x, 8);
   }
   // The device source holds the same pattern as the host buffer.
-  if (cu.MemcpyHtoDAsync(dsrc, h, span, s) != CUDA_SUCCESS || cu.MemsetD8Async(dzero, 0, span, s) != CUDA_SUCCESS ||
+  if (cu.MemcpyHtoDAsync(dsrc, h, span, s) != CUDA_SUCCESS ||
+      cu.MemsetD8Async(dzero, 0, span, s) != CUDA_SUCCESS ||
       cu.StreamSynchronize(s) != CUDA_SUCCESS)
     die("cannot fill the probe's buffers");
 
@@ -150,13 +150,14 @@ int main(int argc, char **argv)
                      }});
   };
   const auto h2d_2d = [&](uint64_t width, uint64_t height, CUmemorytype src_type) {
-    cases.push_back({std::string(src_type == CU_MEMORYTYPE_HOST ? "h2d-2d-host-w" : "h2d-2d-unified-w") +
-                       std::to_string(width) + "x" + std::to_string(height),
-                     width * height, Expect::pattern, [=](CUstream st) {
-                       const CUDA_MEMCPY2D p = rows_copy(src_type, hb + offset, CU_MEMORYTYPE_DEVICE,
-                                                         d + offset, width, height);
-                       return memcpy2d(&p, st);
-                     }});
+    cases.push_back(
+      {std::string(src_type == CU_MEMORYTYPE_HOST ? "h2d-2d-host-w" : "h2d-2d-unified-w") +
+         std::to_string(width) + "x" + std::to_string(height),
+       width * height, Expect::pattern, [=](CUstream st) {
+         const CUDA_MEMCPY2D p =
+           rows_copy(src_type, hb + offset, CU_MEMORYTYPE_DEVICE, d + offset, width, height);
+         return memcpy2d(&p, st);
+       }});
   };
   const auto h2d_zero_1d = [&](uint64_t n) {
     cases.push_back({"h2d-1d-from-pinned-zeroes", n, Expect::zeroes, [=, &cu](CUstream st) {
@@ -164,17 +165,17 @@ int main(int argc, char **argv)
                      }});
   };
   const auto h2d_zero_2d = [&](uint64_t width, uint64_t height) {
-    cases.push_back({"h2d-2d-from-pinned-zeroes-w" + std::to_string(width) + "x" + std::to_string(height),
-                     width * height, Expect::zeroes, [=](CUstream st) {
-                       const CUDA_MEMCPY2D p = rows_copy(CU_MEMORYTYPE_HOST, hzero, CU_MEMORYTYPE_DEVICE,
-                                                         d + offset, width, height);
-                       return memcpy2d(&p, st);
-                     }});
+    cases.push_back(
+      {"h2d-2d-from-pinned-zeroes-w" + std::to_string(width) + "x" + std::to_string(height),
+       width * height, Expect::zeroes, [=](CUstream st) {
+         const CUDA_MEMCPY2D p =
+           rows_copy(CU_MEMORYTYPE_HOST, hzero, CU_MEMORYTYPE_DEVICE, d + offset, width, height);
+         return memcpy2d(&p, st);
+       }});
   };
   const auto memset_1d = [&](uint64_t n) {
-    cases.push_back({"memset-d8", n, Expect::zeroes, [=, &cu](CUstream st) {
-                       return cu.MemsetD8Async(d + offset, 0, n, st);
-                     }});
+    cases.push_back({"memset-d8", n, Expect::zeroes,
+                     [=, &cu](CUstream st) { return cu.MemsetD8Async(d + offset, 0, n, st); }});
   };
   const auto memset_2d = [&](uint64_t width, uint64_t height) {
     cases.push_back({"memset-d2d8-w" + std::to_string(width) + "x" + std::to_string(height),
@@ -183,23 +184,22 @@ int main(int argc, char **argv)
                      }});
   };
   const auto memset_32 = [&](uint64_t n) {
-    cases.push_back({"memset-d32", n, Expect::zeroes, [=](CUstream st) {
-                       return memset32(d + offset, 0, n / 4, st);
-                     }});
+    cases.push_back({"memset-d32", n, Expect::zeroes,
+                     [=](CUstream st) { return memset32(d + offset, 0, n / 4, st); }});
   };
   const auto d2d_zero_1d = [&](uint64_t n) {
-    cases.push_back({"d2d-1d-from-vram-zeroes", n, Expect::zeroes, [=](CUstream st) {
-                       return memcpy_dd(d + offset, dzero, n, st);
-                     }});
+    cases.push_back({"d2d-1d-from-vram-zeroes", n, Expect::zeroes,
+                     [=](CUstream st) { return memcpy_dd(d + offset, dzero, n, st); }});
   };
   const auto d2d_2d = [&](uint64_t width, uint64_t height) {
-    cases.push_back({"d2d-2d-from-vram-zeroes-w" + std::to_string(width) + "x" + std::to_string(height),
-                     width * height, Expect::zeroes, [=](CUstream st) {
-                       const CUDA_MEMCPY2D p =
-                         rows_copy(CU_MEMORYTYPE_DEVICE, reinterpret_cast<const void *>(dzero),
-                                   CU_MEMORYTYPE_DEVICE, d + offset, width, height);
-                       return memcpy2d(&p, st);
-                     }});
+    cases.push_back(
+      {"d2d-2d-from-vram-zeroes-w" + std::to_string(width) + "x" + std::to_string(height),
+       width * height, Expect::zeroes, [=](CUstream st) {
+         const CUDA_MEMCPY2D p =
+           rows_copy(CU_MEMORYTYPE_DEVICE, reinterpret_cast<const void *>(dzero),
+                     CU_MEMORYTYPE_DEVICE, d + offset, width, height);
+         return memcpy2d(&p, st);
+       }});
   };
   const auto d2h_1d = [&](uint64_t n) {
     cases.push_back({"d2h-1d", n, Expect::copy_of_source, [=, &cu](CUstream st) {
@@ -244,8 +244,7 @@ int main(int argc, char **argv)
 
   auto *check = static_cast<unsigned char *>(hcheck);
   for (const Case &c : cases) {
-    if (!only.empty() && c.label.find(only) == std::string::npos)
-      continue;
+    if (!only.empty() && c.label.find(only) == std::string::npos) continue;
     const unsigned n = c.bytes >= 16 * MiB ? std::max(10u, iters / 10) : iters;
     std::vector<double> us;
     us.reserve(n);

@@ -18,10 +18,10 @@
 // are when swap writes come at a pace the spares' thread keeps up with;
 // --lazy-spare 0 times the driver's whole cuMemCreate in the write.
 #include "byte_size.hpp"
-#include "config.hpp"
-#include "cuda_driver.hpp"
-#include "cuda_handles.hpp"
-#include "vram_store.hpp"
+#include "config/config.hpp"
+#include "cuda/cuda_driver.hpp"
+#include "cuda/cuda_handles.hpp"
+#include "store/vram_store.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -68,7 +68,8 @@ struct Result {
 double percentile(std::vector<uint32_t> &v, double p)
 {
   if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p / 100 * static_cast<double>(v.size())));
+  const size_t k =
+    std::min(v.size() - 1, static_cast<size_t>(p / 100 * static_cast<double>(v.size())));
   std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
   return v[k] / 1000.0;
 }
@@ -85,7 +86,8 @@ template <typename Op> std::string run(unsigned n, const Options &o, Op op)
       std::mt19937_64 rng(77 + t);
       Result &r = results[t];
       r.lat_ns.reserve(1 << 20);
-      while (!go.load()) std::this_thread::yield();
+      while (!go.load())
+        std::this_thread::yield();
       const auto end = clock_type::now() + std::chrono::duration<double>(o.duration);
       for (;;) {
         const auto t0 = clock_type::now();
@@ -98,7 +100,8 @@ template <typename Op> std::string run(unsigned n, const Options &o, Op op)
     });
   const auto t0 = clock_type::now();
   go = true;
-  for (auto &th : threads) th.join();
+  for (auto &th : threads)
+    th.join();
   const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
   std::vector<uint32_t> all;
   uint64_t ops = 0;
@@ -118,7 +121,8 @@ std::vector<unsigned> parse_list(const char *s)
   std::vector<unsigned> v;
   std::stringstream in(s);
   std::string item;
-  while (std::getline(in, item, ',')) v.push_back(static_cast<unsigned>(std::stoul(item)));
+  while (std::getline(in, item, ','))
+    v.push_back(static_cast<unsigned>(std::stoul(item)));
   return v;
 }
 
@@ -159,8 +163,7 @@ int main(int argc, char **argv)
   b.set("wait", o.wait);
   b.set("allocation", o.allocation);
   b.set("lazy-chunk", o.lazy_chunk);
-  if (!o.lazy_spare.empty())
-    b.set("lazy-spare", o.lazy_spare);
+  if (!o.lazy_spare.empty()) b.set("lazy-spare", o.lazy_spare);
   const Config config = b.finish();
   VramStore::Layout layout;
   layout.device_index = o.device;
@@ -186,8 +189,7 @@ int main(int argc, char **argv)
       std::vector<uint32_t> ns;
       const bool maps = std::strcmp(what, "lazy-release") != 0;
       for (uint64_t at = 0; at < store->size(); at += chunk) {
-        if (maps)
-          wait_for_spares();
+        if (maps) wait_for_spares();
         const auto t0 = clock_type::now();
         const IoStatus st = op(at);
         ns.push_back(static_cast<uint32_t>(
@@ -197,8 +199,8 @@ int main(int argc, char **argv)
       const double max = *std::max_element(ns.begin(), ns.end()) / 1e3;
       std::printf("{\"mode\": \"%s\", \"chunk\": %llu, \"chunks\": %zu, \"spares\": %zu, "
                   "\"us_p50\": %.1f, \"us_p99\": %.1f, \"us_max\": %.1f, \"held\": %llu}\n",
-                  what, static_cast<unsigned long long>(chunk), ns.size(),
-                  store->spare_target(), percentile(ns, 50), percentile(ns, 99), max,
+                  what, static_cast<unsigned long long>(chunk), ns.size(), store->spare_target(),
+                  percentile(ns, 50), percentile(ns, 99), max,
                   static_cast<unsigned long long>(store->held()));
     };
     timed("lazy-map", [&](uint64_t at) { return store->write(page.data(), page.size(), at); });
@@ -215,7 +217,8 @@ int main(int argc, char **argv)
   PrimaryContext context(&cu, dev, ctx);
   cu.CtxSetCurrent(ctx);
   CUdeviceptr raw = 0;
-  if (CUresult r = cu.MemAlloc(&raw, o.size); r != CUDA_SUCCESS) die("cuMemAlloc: " + driver->describe(r));
+  if (CUresult r = cu.MemAlloc(&raw, o.size); r != CUDA_SUCCESS)
+    die("cuMemAlloc: " + driver->describe(r));
   DeviceMemory raw_memory(&cu, raw);
   std::vector<Stream> streams;
   std::vector<PinnedMemory> pinned;
@@ -228,12 +231,16 @@ int main(int argc, char **argv)
     streams.emplace_back(&cu, s);
     pinned.emplace_back(&cu, p);
   }
-  std::vector<std::vector<std::byte>> host(max_threads, std::vector<std::byte>(o.bs, std::byte{0x5a}));
+  std::vector<std::vector<std::byte>> host(max_threads,
+                                           std::vector<std::byte>(o.bs, std::byte{0x5a}));
 
   for (unsigned n : o.threads) {
     const std::string floor = run(n, o, [&](unsigned t, std::mt19937_64 &rng) {
       thread_local bool bound = false;
-      if (!bound) { cu.CtxSetCurrent(ctx); bound = true; }
+      if (!bound) {
+        cu.CtxSetCurrent(ctx);
+        bound = true;
+      }
       const CUdeviceptr at = raw + (rng() % slots) * o.bs;
       const bool read = rng() % 100 < o.read_pct;
       CUresult r = read ? cu.MemcpyDtoHAsync(pinned[t].get(), at, o.bs, streams[t].get())
@@ -246,7 +253,8 @@ int main(int argc, char **argv)
     const std::string core = run(n, o, [&](unsigned t, std::mt19937_64 &rng) {
       const uint64_t at = (rng() % slots) * o.bs;
       const bool read = rng() % 100 < o.read_pct;
-      const IoStatus s = read ? store->read(host[t].data(), o.bs, at) : store->write(host[t].data(), o.bs, at);
+      const IoStatus s =
+        read ? store->read(host[t].data(), o.bs, at) : store->write(host[t].data(), o.bs, at);
       if (!s) die("core: " + s.message);
     });
     std::printf("{\"mode\": \"core\", \"wait\": \"%s\", \"bs\": %llu, %s}\n", o.wait.c_str(),

@@ -54,9 +54,12 @@ uint64_t parse_u64(const char *s)
   char *end = nullptr;
   uint64_t v = std::strtoull(s, &end, 0);
   switch (*end) {
-  case 'K': case 'k': v <<= 10; break;
-  case 'M': case 'm': v <<= 20; break;
-  case 'G': case 'g': v <<= 30; break;
+  case 'K':
+  case 'k': v <<= 10; break;
+  case 'M':
+  case 'm': v <<= 20; break;
+  case 'G':
+  case 'g': v <<= 30; break;
   case 0: break;
   default: die(std::string("bad number: ") + s);
   }
@@ -106,7 +109,9 @@ void fill(uint64_t *words, size_t n, uint64_t slot, uint32_t gen)
 {
   uint64_t x = slot * 0x9e3779b97f4a7c15ULL ^ (uint64_t{gen} << 32 | 0x5bd1e995);
   for (size_t i = 0; i < n; ++i) {
-    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 29;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 29;
     words[i] = x + i;
   }
 }
@@ -173,7 +178,8 @@ struct Worker {
         std::vector<uint64_t> want(q.buf.size());
         fill(want.data(), want.size(), q.slot, generation[q.slot]);
         if (want != q.buf && r.mismatches++ == 0)
-          std::fprintf(stderr, "nbd-loadgen: MISMATCH in block at offset %" PRIu64 "\n", q.slot * o.bs);
+          std::fprintf(stderr, "nbd-loadgen: MISMATCH in block at offset %" PRIu64 "\n",
+                       q.slot * o.bs);
       }
       in_flight[q.slot] = 0;
     }
@@ -209,7 +215,8 @@ struct Worker {
   void run_async(clock_type::time_point end)
   {
     std::vector<Request> queue(o.qd);
-    for (auto &q : queue) q.buf.resize(o.bs / 8);
+    for (auto &q : queue)
+      q.buf.resize(o.bs / 8);
     unsigned outstanding = 0;
     bool stopping = false;
     for (;;) {
@@ -227,9 +234,8 @@ struct Worker {
           q.busy = true;
           q.issued = clock_type::now();
           nbd_completion_callback cb{completed, &q, nullptr};
-          const int64_t cookie =
-            q.read ? nbd_aio_pread(h, q.buf.data(), o.bs, q.slot * o.bs, cb, 0)
-                   : async_write(o, h, q.buf.data(), q.slot * o.bs, cb);
+          const int64_t cookie = q.read ? nbd_aio_pread(h, q.buf.data(), o.bs, q.slot * o.bs, cb, 0)
+                                        : async_write(o, h, q.buf.data(), q.slot * o.bs, cb);
           if (cookie == -1) die(std::string("aio: ") + nbd_get_error());
           ++outstanding;
         }
@@ -242,7 +248,8 @@ struct Worker {
 double percentile(std::vector<uint32_t> &v, double p)
 {
   if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size())));
+  const size_t k =
+    std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size())));
   std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
   return v[k] / 1000.0;
 }
@@ -275,8 +282,7 @@ int main(int argc, char **argv)
       else if (v == "zero") o.write_as = Options::WriteAs::zero;
       else if (v == "trim") o.write_as = Options::WriteAs::trim;
       else die("--write-as takes write, zero or trim, not " + v);
-    }
-    else if (o.uri.empty() && a.rfind("--", 0) != 0) o.uri = a;
+    } else if (o.uri.empty() && a.rfind("--", 0) != 0) o.uri = a;
     else die("unknown option " + a);
   }
   if (o.uri.empty() || o.connections == 0 || o.qd == 0 || o.bs == 0 || o.bs % 8)
@@ -291,8 +297,8 @@ int main(int argc, char **argv)
   }
   const int64_t size = nbd_get_size(handles[0].get());
   if (size <= 0) die(std::string("get_size: ") + nbd_get_error());
-  const uint64_t span = std::min<uint64_t>(o.span ? o.span : static_cast<uint64_t>(size),
-                                           static_cast<uint64_t>(size));
+  const uint64_t span =
+    std::min<uint64_t>(o.span ? o.span : static_cast<uint64_t>(size), static_cast<uint64_t>(size));
   const uint64_t slots = span / o.bs;
   if (slots < o.connections * o.qd) die("span too small for connections x qd blocks");
 
@@ -313,10 +319,18 @@ int main(int argc, char **argv)
   std::vector<std::thread> threads;
   for (unsigned t = 0; t < o.connections; ++t)
     threads.emplace_back([&, t] {
-      Worker w{o, handles[t].get(), slots, t, generation, in_flight, results[t],
-               std::mt19937_64(1234 + t), (slots / o.connections) * t};
+      Worker w{o,
+               handles[t].get(),
+               slots,
+               t,
+               generation,
+               in_flight,
+               results[t],
+               std::mt19937_64(1234 + t),
+               (slots / o.connections) * t};
       results[t].latency_ns.reserve(1 << 20);
-      while (!go.load()) std::this_thread::yield();
+      while (!go.load())
+        std::this_thread::yield();
       const auto end = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
                                              std::chrono::duration<double>(o.duration));
       if (o.qd == 1) w.run_sync(end);
@@ -324,7 +338,8 @@ int main(int argc, char **argv)
     });
   const auto t0 = clock_type::now();
   go = true;
-  for (auto &th : threads) th.join();
+  for (auto &th : threads)
+    th.join();
   const double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
 
   std::vector<uint32_t> all;
@@ -336,14 +351,18 @@ int main(int argc, char **argv)
     mismatches += r.mismatches;
   }
   const double ops = static_cast<double>(reads + writes);
-  std::printf("{\"label\": \"%s\", \"connections\": %u, \"qd\": %u, \"bs\": %" PRIu64
-              ", \"pattern\": \"%s\", \"read_pct\": %u, \"write_as\": \"%s\", \"sporadic_ms\": %g, \"duration_s\": %.3f, "
-              "\"ops\": %.0f, \"ops_per_s\": %.0f, \"mb_per_s\": %.1f, \"lat_us_p50\": %.1f, "
-              "\"lat_us_p99\": %.1f, \"lat_us_p999\": %.1f, \"verified\": %s, \"mismatches\": %" PRIu64 "}\n",
-              o.label.c_str(), o.connections, o.qd, o.bs, o.random ? "rand" : "seq", o.read_pct,
-              o.write_as == Options::WriteAs::zero ? "zero" : o.write_as == Options::WriteAs::trim ? "trim" : "write",
-              o.sporadic_ms, elapsed, ops, ops / elapsed, ops * static_cast<double>(o.bs) / elapsed / 1e6,
-              percentile(all, 50), percentile(all, 99), percentile(all, 99.9),
-              o.verify ? "true" : "false", mismatches);
+  std::printf(
+    "{\"label\": \"%s\", \"connections\": %u, \"qd\": %u, \"bs\": %" PRIu64
+    ", \"pattern\": \"%s\", \"read_pct\": %u, \"write_as\": \"%s\", \"sporadic_ms\": %g, "
+    "\"duration_s\": %.3f, "
+    "\"ops\": %.0f, \"ops_per_s\": %.0f, \"mb_per_s\": %.1f, \"lat_us_p50\": %.1f, "
+    "\"lat_us_p99\": %.1f, \"lat_us_p999\": %.1f, \"verified\": %s, \"mismatches\": %" PRIu64 "}\n",
+    o.label.c_str(), o.connections, o.qd, o.bs, o.random ? "rand" : "seq", o.read_pct,
+    o.write_as == Options::WriteAs::zero   ? "zero"
+    : o.write_as == Options::WriteAs::trim ? "trim"
+                                           : "write",
+    o.sporadic_ms, elapsed, ops, ops / elapsed, ops * static_cast<double>(o.bs) / elapsed / 1e6,
+    percentile(all, 50), percentile(all, 99), percentile(all, 99.9), o.verify ? "true" : "false",
+    mismatches);
   return mismatches ? 1 : 0;
 }

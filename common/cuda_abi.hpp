@@ -32,8 +32,8 @@ inline constexpr int api_version = 12000;
 // ---- Scalars and handles --------------------------------------------------
 
 using cuuint64_t = std::uint64_t;
-using CUdevice = int;                          // a device ordinal
-using CUdeviceptr = unsigned long long;        // a device address
+using CUdevice = int;                   // a device ordinal
+using CUdeviceptr = unsigned long long; // a device address
 using CUmemGenericAllocationHandle = unsigned long long;
 
 struct CUctx_st;
@@ -299,8 +299,7 @@ using PFN_cuDeviceGetByPCIBusId = CUresult (*)(CUdevice *dev, const char *pciBus
 using PFN_cuDevicePrimaryCtxRetain = CUresult (*)(CUcontext *pctx, CUdevice dev);
 using PFN_cuDevicePrimaryCtxRelease = CUresult (*)(CUdevice dev);
 using PFN_cuDevicePrimaryCtxSetFlags = CUresult (*)(CUdevice dev, unsigned int flags);
-using PFN_cuDevicePrimaryCtxGetState = CUresult (*)(CUdevice dev, unsigned int *flags,
-                                                    int *active);
+using PFN_cuDevicePrimaryCtxGetState = CUresult (*)(CUdevice dev, unsigned int *flags, int *active);
 using PFN_cuCtxSetCurrent = CUresult (*)(CUcontext ctx);
 using PFN_cuCtxGetCurrent = CUresult (*)(CUcontext *pctx);
 using PFN_cuCtxSynchronize = CUresult (*)();
@@ -321,8 +320,7 @@ using PFN_cuEventSynchronize = CUresult (*)(CUevent hEvent);
 
 using PFN_cuMemcpyHtoD = CUresult (*)(CUdeviceptr dstDevice, const void *srcHost,
                                       std::size_t byteCount);
-using PFN_cuMemcpyDtoH = CUresult (*)(void *dstHost, CUdeviceptr srcDevice,
-                                      std::size_t byteCount);
+using PFN_cuMemcpyDtoH = CUresult (*)(void *dstHost, CUdeviceptr srcDevice, std::size_t byteCount);
 using PFN_cuMemcpyHtoDAsync = CUresult (*)(CUdeviceptr dstDevice, const void *srcHost,
                                            std::size_t byteCount, CUstream hStream);
 using PFN_cuMemcpyDtoHAsync = CUresult (*)(void *dstHost, CUdeviceptr srcDevice,
@@ -336,8 +334,8 @@ using PFN_cuMemsetD8Async = CUresult (*)(CUdeviceptr dstDevice, unsigned char uc
 using PFN_cuMemsetD32Async = CUresult (*)(CUdeviceptr dstDevice, unsigned int ui, std::size_t n,
                                           CUstream hStream);
 using PFN_cuMemsetD2D8Async = CUresult (*)(CUdeviceptr dstDevice, std::size_t dstPitch,
-                                           unsigned char uc, std::size_t width,
-                                           std::size_t height, CUstream hStream);
+                                           unsigned char uc, std::size_t width, std::size_t height,
+                                           CUstream hStream);
 
 using PFN_cuMemGetAllocationGranularity = CUresult (*)(std::size_t *granularity,
                                                        const CUmemAllocationProp *prop,

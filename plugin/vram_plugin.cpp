@@ -5,19 +5,15 @@
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 #include <nbdkit-plugin.h>
 
-#include "byte_size.hpp"
-#include "config.hpp"
-#include "cuda_driver.hpp"
-#include "gpu_inventory.hpp"
+#include "config/config.hpp"
+#include "cuda/gpu_inventory.hpp"
+#include "cuda/preflight.hpp"
 #include "logging.hpp"
 #include "nbdkit_log_sink.hpp"
-#include "preflight.hpp"
-#include "request_board.hpp"
-#include "sizing.hpp"
-#include "status_reporter.hpp"
-#include "swap_safety.hpp"
+#include "startup/startup.hpp"
+#include "status/request_board.hpp"
+#include "store/vram_store.hpp"
 #include "version.hpp"
-#include "vram_store.hpp"
 
 #include <cctype>
 #include <cerrno>
@@ -26,7 +22,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unistd.h>
 
 namespace {
 
@@ -34,13 +29,7 @@ using namespace vram;
 
 struct PluginState {
   ConfigBuilder builder;
-  std::optional<Config> config;
-  VramStore::Layout layout;
-  ProtectionResult io_flusher;
-  std::unique_ptr<CudaDriver> driver;
-  std::unique_ptr<VramStore> store;
-  std::unique_ptr<StatusReporter> reporter; // destroyed before the store
-  std::unique_ptr<RequestBoard> board;       // requests-file=
+  std::optional<Startup> startup; // from config_complete on
 };
 
 PluginState *state;
@@ -66,10 +55,8 @@ template <typename F> int guarded(const char *where, F &&body)
 
 int report(const IoStatus &status)
 {
-  if (status)
-    return 0;
-  if (!status.quiet)
-    nbdkit_error("%s", status.message.c_str());
+  if (status) return 0;
+  if (!status.quiet) nbdkit_error("%s", status.message.c_str());
   nbdkit_set_error(status.errnum);
   return -1;
 }
@@ -112,144 +99,28 @@ int vram_config(const char *key, const char *value)
 
 int vram_config_complete()
 {
-  return config_step([] { state->config = state->builder.finish(); });
+  return config_step([] { state->startup.emplace(state->builder.finish()); });
 }
 
-// Before nbdkit forks and starts threads: set the I/O flusher flag, and
-// check the GPU from a child process so errors reach the terminal.
-int vram_get_ready()
+// A start-up step of the core (startup/startup.hpp): its message, if any,
+// becomes nbdkit's error.
+int startup_step(const char *where, Startup::Failure (Startup::*step)())
 {
-  return guarded("get_ready", [] {
-    const Config &config = *state->config;
-    if (config.swap_safety != SwapSafety::off) {
-      state->io_flusher = enable_io_flusher();
-      if (!state->io_flusher.active && config.swap_safety == SwapSafety::require) {
-        nbdkit_error("swap-safety=require: %s", state->io_flusher.detail.c_str());
-        return -1;
-      }
-    }
-
-    const Inventory inv = probe_gpus_in_child(
-      config.init_timeout_s, [&](const GpuInfo &g) { return matches(g, config.device); },
-      config.init_timeout_s + 60);
-    if (!inv.error.empty()) {
-      nbdkit_error("%s", inv.error.c_str());
+  return guarded(where, [&] {
+    if (const Startup::Failure failure = ((*state->startup).*step)()) {
+      nbdkit_error("%s", failure->c_str());
       return -1;
     }
-    std::string error;
-    const GpuInfo *gpu = select_gpu(inv, config.device, error);
-    if (!gpu) {
-      nbdkit_error("%s", error.c_str());
-      return -1;
-    }
-    try {
-      const SizePlan plan =
-        plan_size(config, GpuMemory{gpu->total, gpu->free.value_or(0), gpu->display}, gpu->label());
-      log_debug("size plan on " + gpu->label() + ": first " + format_byte_size(plan.first) +
-                ", minimum " + format_byte_size(plan.minimum));
-    } catch (const SizingError &e) {
-      nbdkit_error("%s", e.what());
-      return -1;
-    }
-    state->layout.device_index = gpu->index;
-    state->layout.gpu_label = gpu->label();
-    state->layout.display = gpu->display;
-    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    state->layout.lanes = config.lanes ? config.lanes : default_lanes(cpus);
     return 0;
   });
 }
 
-// In the process that serves: lock memory, initialise CUDA, allocate.
-int vram_after_fork()
-{
-  return guarded("after_fork", [] {
-    const Config &config = *state->config;
-    // Before CUDA is initialised: see lock_all_memory().
-    ProtectionResult mlock{false, "swap-safety=off"};
-    if (config.swap_safety != SwapSafety::off) {
-      mlock = lock_all_memory();
-      if (!mlock.warning.empty())
-        log_warning(mlock.warning);
-      if (!mlock.active && config.swap_safety == SwapSafety::require) {
-        nbdkit_error("swap-safety=require: %s", mlock.detail.c_str());
-        return -1;
-      }
-    }
-
-    std::string error;
-    state->driver = CudaDriver::load(error);
-    if (!state->driver) {
-      nbdkit_error("%s", error.c_str());
-      return -1;
-    }
-    if (const CUresult r = state->driver->init(config.init_timeout_s); r != CUDA_SUCCESS) {
-      nbdkit_error("the NVIDIA driver failed to initialise (cuInit: %s)",
-                   state->driver->describe(r).c_str());
-      return -1;
-    }
-    // Before any VRAM is taken: a requests file that cannot be made stops
-    // the start with nothing to undo.
-    if (!config.requests_file.empty()) {
-      try {
-        state->board = std::make_unique<RequestBoard>(config.requests_file);
-      } catch (const std::exception &e) {
-        nbdkit_error("%s", e.what());
-        return -1;
-      }
-      RequestBoard::install(state->board.get());
-    }
-    try {
-      state->store = VramStore::open(*state->driver, config, state->layout);
-    } catch (const StartupError &e) {
-      nbdkit_error("%s", e.what());
-      return -1;
-    }
-
-    const VramStore &store = *state->store;
-    log_info(strformat("serving %s (%llu bytes) of VRAM on %s; %zu I/O lanes, %s chunks",
-                       format_byte_size(store.size()).c_str(),
-                       static_cast<unsigned long long>(store.size()),
-                       state->layout.gpu_label.c_str(), store.lanes(),
-                       format_byte_size(store.chunk_size()).c_str()));
-    if (store.allocation() == Allocation::lazy)
-      log_info("allocation=lazy: VRAM is held in chunks of " +
-               format_byte_size(store.lazy_chunk()) + " while they hold data" +
-               (store.spare_target()
-                  ? strformat(", plus %zu spare chunk%s created ahead of need (lazy-spare=)",
-                              store.spare_target(), store.spare_target() == 1 ? "" : "s")
-                  : std::string("; none is held yet")));
-    if (state->board)
-      state->board->set_lanes(static_cast<unsigned>(store.lanes()));
-    if (store.allocation() == Allocation::lazy || !config.status_file.empty())
-      state->reporter = std::make_unique<StatusReporter>(
-        store, StatusReporter::Settings{state->layout.gpu_label, config.status_file});
-    if (config.swap_safety == SwapSafety::off) {
-      log_warning("swap protections are off (swap-safety=off): do not use this export as swap");
-    } else {
-      const bool flusher = io_flusher_active();
-      std::string summary = std::string("swap protections: io-flusher ") +
-                            (flusher ? "on" : "OFF") + ", mlockall " +
-                            (mlock.active ? "on (" + locked_memory() + " locked)" : "OFF");
-      if (flusher && mlock.active) {
-        log_info(summary);
-      } else {
-        if (!flusher) summary += "; " + state->io_flusher.detail;
-        if (!mlock.active) summary += "; " + mlock.detail;
-        log_warning(summary + ". As swap, this export may deadlock at zero free RAM");
-      }
-    }
-    return 0;
-  });
-}
+int vram_get_ready() { return startup_step("get_ready", &Startup::before_fork); }
+int vram_after_fork() { return startup_step("after_fork", &Startup::after_fork); }
 
 void vram_cleanup()
 {
-  if (state) {
-    state->reporter.reset();
-    state->store.reset();
-    state->board.reset(); // no request runs any more
-  }
+  if (state && state->startup) state->startup->stop();
 }
 
 void vram_dump_plugin()
@@ -259,7 +130,8 @@ void vram_dump_plugin()
   std::printf("vram_driver_library=%s\n", CudaDriver::library_path().c_str());
   // In a child, like the pre-start check: a driver that crashes or hangs
   // must not take nbdkit with it.
-  const Inventory inv = probe_gpus_in_child(10, [](const GpuInfo &) { return true; }, 120);
+  const Inventory inv = probe_gpus_in_child(
+    10, [](const GpuInfo &) { return true; }, 120);
   if (inv.driver_version)
     std::printf("vram_cuda_driver=%s\n", format_driver_version(inv.driver_version).c_str());
   std::printf("vram_gpu_count=%zu\n", inv.gpus.size());
@@ -272,8 +144,7 @@ void vram_dump_plugin()
       std::printf("vram_gpu%u_free=%llu\n", g.index, static_cast<unsigned long long>(*g.free));
     std::printf("vram_gpu%u_display=%s\n", g.index, g.display ? "yes" : "no");
   }
-  if (!inv.error.empty())
-    std::printf("vram_error=%s\n", inv.error.c_str());
+  if (!inv.error.empty()) std::printf("vram_error=%s\n", inv.error.c_str());
 }
 
 void *vram_open(int /*readonly*/)
@@ -293,7 +164,7 @@ void *vram_open(int /*readonly*/)
     errno = ENOENT;
     return nullptr;
   }
-  return state->store.get();
+  return state->startup->store();
 }
 
 VramStore &store_of(void *handle) { return *static_cast<VramStore *>(handle); }

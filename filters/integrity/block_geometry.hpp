@@ -77,8 +77,7 @@ inline ByteRange overlap_within(const ByteRange &outer, const ByteRange &inner)
 {
   const uint64_t start = std::max(outer.offset, inner.offset);
   const uint64_t end = std::min(outer.end(), inner.end());
-  if (end <= start)
-    return {0, 0};
+  if (end <= start) return {0, 0};
   return {start - outer.offset, end - start};
 }
 

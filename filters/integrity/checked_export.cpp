@@ -1,7 +1,8 @@
 #include "checked_export.hpp"
 
+#include "byte_size.hpp"
 #include "crc32c.hpp"
-#include "log.hpp"
+#include "logging.hpp"
 
 #include <array>
 #include <cerrno>
@@ -24,8 +25,7 @@ bool refused_fast_zero(int err, WriteFlags flags)
 
 CheckedExport::CheckedExport(std::string name, uint64_t size, const Settings &settings,
                              size_t lock_stripes)
-  : name_(std::move(name)),
-    geometry_(size, settings.block_size),
+  : name_(std::move(name)), geometry_(size, settings.block_size),
     table_(geometry_, settings.mlock, "the checksum table of export \"" + name_ + "\""),
     locks_(lock_stripes)
 {
@@ -33,13 +33,11 @@ CheckedExport::CheckedExport(std::string name, uint64_t size, const Settings &se
 
 bool CheckedExport::verify(uint64_t block, std::span<const std::byte> data, Findings &findings)
 {
-  if (crc32c(data) == table_.get(block))
-    return true;
+  if (crc32c(data) == table_.get(block)) return true;
   findings.bad = true;
   // Unknown contents (a failed write the read could not settle first):
   // the request fails, but nothing is known to be corrupt.
-  if (!unsettled_.contains(block) && table_.note_mismatch(block))
-    findings.to_log.push_back(block);
+  if (!unsettled_.contains(block) && table_.note_mismatch(block)) findings.to_log.push_back(block);
   return false;
 }
 
@@ -55,19 +53,19 @@ void CheckedExport::report(const Findings &findings) const
   for (const uint64_t block : findings.to_log) {
     const ByteRange b = geometry_.block(block);
     char where[128];
-    std::snprintf(where, sizeof where, "offset %" PRIu64 " (0x%" PRIx64 "), block %" PRIu64 " of %s",
-                  b.offset, b.offset, block, format_bytes(b.length).c_str());
-    log_error("data corruption in export \"" + name_ + "\" at " + where +
-              ": the data read back does not match the checksum of what was written. "
-              "Reads of this block, and writes to part of it, fail with EIO until it is "
-              "written whole, zeroed or trimmed");
+    std::snprintf(where, sizeof where,
+                  "offset %" PRIu64 " (0x%" PRIx64 "), block %" PRIu64 " of %s", b.offset, b.offset,
+                  block, vram::format_byte_size(b.length).c_str());
+    vram::log_error("data corruption in export \"" + name_ + "\" at " + where +
+                    ": the data read back does not match the checksum of what was written. "
+                    "Reads of this block, and writes to part of it, fail with EIO until it is "
+                    "written whole, zeroed or trimmed");
   }
 }
 
 int CheckedExport::read(Backend &backend, std::span<std::byte> buffer, uint64_t offset)
 {
-  if (buffer.empty())
-    return backend.read(buffer, offset);
+  if (buffer.empty()) return backend.read(buffer, offset);
   const BlockSpan span = geometry_.span(offset, buffer.size());
   Findings findings;
   int err = unsettled_.any_in(span.first, span.last) ? settle(backend, span.first, span.last) : 0;
@@ -95,8 +93,7 @@ int CheckedExport::read_locked(Backend &backend, std::span<std::byte> buffer, ui
   // A partly covered block is read whole, checked, and the part asked for
   // copied out.
   auto read_partial = [&](uint64_t block) {
-    if (const int err = read_block(backend, block, whole))
-      return err;
+    if (const int err = read_block(backend, block, whole)) return err;
     if (verify(block, whole, findings)) {
       const ByteRange b = geometry_.block(block);
       const ByteRange part = overlap_within(b, request);
@@ -106,20 +103,16 @@ int CheckedExport::read_locked(Backend &backend, std::span<std::byte> buffer, ui
     return 0;
   };
   if (span.first_partial)
-    if (const int err = read_partial(span.first))
-      return err;
+    if (const int err = read_partial(span.first)) return err;
   if (span.separate_last_partial())
-    if (const int err = read_partial(span.last))
-      return err;
-  if (span.full_count() == 0)
-    return 0;
+    if (const int err = read_partial(span.last)) return err;
+  if (span.full_count() == 0) return 0;
 
   // Whole blocks go straight into the client's buffer.
   const uint64_t start = geometry_.block(span.full_begin()).offset;
   const uint64_t end = geometry_.block(span.full_end() - 1).end();
   const std::span<std::byte> direct = buffer.subspan(start - offset, end - start);
-  if (const int err = backend.read(direct, start))
-    return err;
+  if (const int err = backend.read(direct, start)) return err;
   for (uint64_t block = span.full_begin(); block < span.full_end(); ++block) {
     const ByteRange b = geometry_.block(block);
     verify(block, direct.subspan(b.offset - start, b.length), findings);
@@ -131,21 +124,18 @@ int CheckedExport::rewrite_partial(Backend &backend, uint64_t block, const ByteR
                                    const std::byte *request_data, uint32_t &crc, Findings &findings)
 {
   std::vector<std::byte> whole;
-  if (const int err = read_block(backend, block, whole))
-    return err;
+  if (const int err = read_block(backend, block, whole)) return err;
   // The bytes the request leaves alone keep their old value: they must
   // be right, or the new checksum would vouch for corrupt data.  Those of
   // a block whose contents are unknown are taken as they are, as a read
   // would take them.
-  if (!unsettled_.contains(block) && !verify(block, whole, findings))
-    return 0;
+  if (!unsettled_.contains(block) && !verify(block, whole, findings)) return 0;
   const ByteRange b = geometry_.block(block);
   const ByteRange part = overlap_within(b, request);
   if (request_data)
-    std::memcpy(whole.data() + part.offset, request_data + (b.offset + part.offset - request.offset),
-                part.length);
-  else
-    std::memset(whole.data() + part.offset, 0, part.length);
+    std::memcpy(whole.data() + part.offset,
+                request_data + (b.offset + part.offset - request.offset), part.length);
+  else std::memset(whole.data() + part.offset, 0, part.length);
   crc = crc32c(whole);
   return 0;
 }
@@ -153,8 +143,7 @@ int CheckedExport::rewrite_partial(Backend &backend, uint64_t block, const ByteR
 int CheckedExport::write(Backend &backend, std::span<const std::byte> data, uint64_t offset,
                          WriteFlags flags)
 {
-  if (data.empty())
-    return backend.write(data, offset, flags);
+  if (data.empty()) return backend.write(data, offset, flags);
   const ByteRange request{offset, data.size()};
   const BlockSpan span = geometry_.span(offset, data.size());
 
@@ -190,10 +179,8 @@ int CheckedExport::write(Backend &backend, std::span<const std::byte> data, uint
       if (err) {
         resync(backend, span.first, span.last);
       } else {
-        if (span.first_partial)
-          table_.set(span.first, first_crc);
-        if (span.separate_last_partial())
-          table_.set(span.last, last_crc);
+        if (span.first_partial) table_.set(span.first, first_crc);
+        if (span.separate_last_partial()) table_.set(span.last, last_crc);
         for (uint64_t i = 0; i < full_crcs.size(); ++i)
           table_.set(span.full_begin() + i, full_crcs[i]);
         written(span.first, span.last);
@@ -206,8 +193,7 @@ int CheckedExport::write(Backend &backend, std::span<const std::byte> data, uint
 
 int CheckedExport::zero(Backend &backend, uint64_t length, uint64_t offset, WriteFlags flags)
 {
-  if (length == 0)
-    return backend.zero(length, offset, flags);
+  if (length == 0) return backend.zero(length, offset, flags);
   const ByteRange request{offset, length};
   const BlockSpan span = geometry_.span(offset, length);
   Findings findings;
@@ -222,13 +208,10 @@ int CheckedExport::zero(Backend &backend, uint64_t length, uint64_t offset, Writ
     if (!err && !findings.bad) {
       err = backend.zero(length, offset, flags);
       if (err) {
-        if (!refused_fast_zero(err, flags))
-          resync(backend, span.first, span.last);
+        if (!refused_fast_zero(err, flags)) resync(backend, span.first, span.last);
       } else {
-        if (span.first_partial)
-          table_.set(span.first, first_crc);
-        if (span.separate_last_partial())
-          table_.set(span.last, last_crc);
+        if (span.first_partial) table_.set(span.first, first_crc);
+        if (span.separate_last_partial()) table_.set(span.last, last_crc);
         for (uint64_t block = span.full_begin(); block < span.full_end(); ++block)
           table_.set(block, table_.zero_crc(block));
         written(span.first, span.last);
@@ -241,7 +224,8 @@ int CheckedExport::zero(Backend &backend, uint64_t length, uint64_t offset, Writ
 
 int CheckedExport::trim(Backend &backend, uint64_t length, uint64_t offset, bool fua)
 {
-  return zero(backend, length, offset, WriteFlags{.fua = fua, .may_trim = true, .fast_zero = false});
+  return zero(backend, length, offset,
+              WriteFlags{.fua = fua, .may_trim = true, .fast_zero = false});
 }
 
 void CheckedExport::written(uint64_t first, uint64_t last)
@@ -264,11 +248,11 @@ void CheckedExport::resync(Backend &backend, uint64_t first, uint64_t last)
   for (uint64_t block = first; block <= last; ++block) {
     if (read_block(backend, block, whole) != 0) {
       if (!unsettled_.add(block) && !unsettled_full_logged_.exchange(true))
-        log_error("export \"" + name_ + "\": more than " +
-                  std::to_string(UnsettledBlocks::capacity) +
-                  " blocks could not be read back after failed writes; further ones keep "
-                  "their old checksum and read as corrupt until written whole, zeroed or "
-                  "trimmed");
+        vram::log_error("export \"" + name_ + "\": more than " +
+                        std::to_string(UnsettledBlocks::capacity) +
+                        " blocks could not be read back after failed writes; further ones keep "
+                        "their old checksum and read as corrupt until written whole, zeroed or "
+                        "trimmed");
       continue;
     }
     table_.set(block, crc32c(whole));
@@ -281,10 +265,8 @@ int CheckedExport::settle(Backend &backend, uint64_t first, uint64_t last)
   const auto guard = locks_.exclusive(first, last);
   std::vector<std::byte> whole;
   for (uint64_t block = first; block <= last; ++block) {
-    if (!unsettled_.contains(block))
-      continue;
-    if (const int err = read_block(backend, block, whole))
-      return err;
+    if (!unsettled_.contains(block)) continue;
+    if (const int err = read_block(backend, block, whole)) return err;
     table_.set(block, crc32c(whole));
     written(block, block);
   }

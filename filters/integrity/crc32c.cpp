@@ -15,8 +15,7 @@ uint32_t apply(const Matrix &m, uint32_t v)
 {
   uint32_t out = 0;
   for (int j = 0; v; ++j, v >>= 1)
-    if (v & 1u)
-      out ^= m[j];
+    if (v & 1u) out ^= m[j];
   return out;
 }
 
@@ -45,11 +44,9 @@ uint32_t advance_over_zeroes(uint32_t r, uint64_t zero_bytes)
   // Square and multiply: Z_n for each set bit of n.
   Matrix power = one_zero_byte();
   while (zero_bytes) {
-    if (zero_bytes & 1u)
-      r = apply(power, r);
+    if (zero_bytes & 1u) r = apply(power, r);
     zero_bytes >>= 1;
-    if (zero_bytes)
-      power = compose(power, power);
+    if (zero_bytes) power = compose(power, power);
   }
   return r;
 }
@@ -63,8 +60,7 @@ ZeroShift::ZeroShift(uint64_t zero_bytes)
     for (uint32_t b = 0; b < 256; ++b) {
       uint32_t v = 0;
       for (int bit = 0; bit < 8; ++bit)
-        if (b & (1u << bit))
-          v ^= basis[8 * k + bit];
+        if (b & (1u << bit)) v ^= basis[8 * k + bit];
       table_[k][b] = v;
     }
 }
@@ -115,19 +111,13 @@ uint32_t crc32c_portable(std::span<const std::byte> data, uint32_t crc)
   return ~r;
 }
 
-uint32_t crc32c(std::span<const std::byte> data, uint32_t crc)
-{
-  return chosen()(data, crc);
-}
+uint32_t crc32c(std::span<const std::byte> data, uint32_t crc) { return chosen()(data, crc); }
 
 std::string_view crc32c_implementation()
 {
   return chosen() == crc32c_hardware ? "sse4.2" : "portable";
 }
 
-uint32_t crc32c_of_zeroes(uint64_t length)
-{
-  return ~detail::advance_over_zeroes(~0u, length);
-}
+uint32_t crc32c_of_zeroes(uint64_t length) { return ~detail::advance_over_zeroes(~0u, length); }
 
 } // namespace integrity

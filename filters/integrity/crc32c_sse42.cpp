@@ -44,7 +44,7 @@ const detail::ZeroShift &shift_short()
 
 // Three runs of `run` bytes from p, starting from register r.
 [[gnu::target("sse4.2")]] inline uint32_t three_runs(uint32_t r, const std::byte *p, size_t run,
-                                                      const detail::ZeroShift &shift)
+                                                     const detail::ZeroShift &shift)
 {
   uint64_t a = r, b = 0, c = 0;
   for (size_t i = 0; i < run; i += 8) {

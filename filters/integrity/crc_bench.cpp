@@ -92,8 +92,7 @@ double requests_per_s(bool checked, unsigned threads, double seconds)
           if (checked ? exp.write(backend, buf, off, {}) : backend.write(buf, off, {}))
             std::abort();
         } else {
-          if (checked ? exp.read(backend, buf, off) : backend.read(buf, off))
-            std::abort();
+          if (checked ? exp.read(backend, buf, off) : backend.read(buf, off)) std::abort();
         }
         ++n;
       }
@@ -140,8 +139,7 @@ int main(int argc, char **argv)
     std::printf("{\"core\": \"4k-randrw\", \"threads\": %u, \"plain_ops_per_s\": %.0f, "
                 "\"checked_ops_per_s\": %.0f, \"ns_per_request_added\": %.0f}\n",
                 threads, plain, checked, (threads / checked - threads / plain) * 1e9);
-    if (cpus == 1)
-      break;
+    if (cpus == 1) break;
   }
   return 0;
 }

@@ -5,7 +5,7 @@
 
 #include "checked_export.hpp"
 #include "export_registry.hpp"
-#include "log.hpp"
+#include "logging.hpp"
 #include "nbdkit_log_sink.hpp"
 #include "settings.hpp"
 
@@ -36,7 +36,7 @@ struct Handle {
 
 Handle &handle_of(void *handle) { return *static_cast<Handle *>(handle); }
 
-void nbdkit_sink(LogLevel level, const std::string &message)
+void nbdkit_sink(vram::LogLevel level, const std::string &message)
 {
   vram::nbdkit_log("integrity", true, level, message);
 }
@@ -48,16 +48,13 @@ template <typename F> int guarded(const char *where, int *err, F &&body)
     return body();
   } catch (const std::bad_alloc &) {
     nbdkit_error("integrity: %s: out of memory", where);
-    if (err)
-      *err = ENOMEM;
+    if (err) *err = ENOMEM;
   } catch (const std::exception &e) {
     nbdkit_error("integrity: %s: %s", where, e.what());
-    if (err)
-      *err = EIO;
+    if (err) *err = EIO;
   } catch (...) {
     nbdkit_error("integrity: %s: unexpected internal error", where);
-    if (err)
-      *err = EIO;
+    if (err) *err = EIO;
   }
   return -1;
 }
@@ -114,7 +111,7 @@ WriteFlags from_nbdkit(uint32_t flags)
 
 void integrity_load()
 {
-  set_log_sink(nbdkit_sink);
+  vram::set_log_sink(nbdkit_sink);
   state = new (std::nothrow) FilterState;
 }
 
@@ -122,14 +119,13 @@ void integrity_unload()
 {
   delete state;
   state = nullptr;
-  set_log_sink(nullptr);
+  vram::set_log_sink(nullptr);
 }
 
 int integrity_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const char *key,
                      const char *value)
 {
-  if (!is_filter_key(key))
-    return next(nxdata, key, value);
+  if (!is_filter_key(key)) return next(nxdata, key, value);
   if (!state) {
     nbdkit_error("integrity: out of memory");
     return -1;
@@ -158,8 +154,7 @@ int integrity_after_fork(nbdkit_backend *backend)
     return -1;
   }
   nbdkit_next *next = nbdkit_next_context_open(backend, 1, "", 1);
-  if (!next)
-    return 0;
+  if (!next) return 0;
   int64_t size = -1;
   if (next->prepare(next) != -1) {
     size = next->get_size(next);
@@ -184,15 +179,13 @@ int integrity_after_fork(nbdkit_backend *backend)
 
 void integrity_cleanup(nbdkit_backend *)
 {
-  if (state)
-    state->registry.clear();
+  if (state) state->registry.clear();
 }
 
 void *integrity_open(nbdkit_next_open *next, nbdkit_context *context, int readonly,
                      const char *exportname, int /*is_tls*/)
 {
-  if (next(context, readonly, exportname) == -1)
-    return nullptr;
+  if (next(context, readonly, exportname) == -1) return nullptr;
   Handle *h = new (std::nothrow) Handle;
   if (!h) {
     nbdkit_error("integrity: out of memory");
@@ -215,8 +208,7 @@ int integrity_prepare(nbdkit_next *next, void *handle, int /*readonly*/)
 {
   Handle &h = handle_of(handle);
   const int64_t size = next->get_size(next);
-  if (size == -1)
-    return -1;
+  if (size == -1) return -1;
   return guarded("open", nullptr, [&] {
     try {
       h.checked = state->registry.get(h.export_name, static_cast<uint64_t>(size), state->settings);
@@ -236,8 +228,7 @@ int integrity_prepare(nbdkit_next *next, void *handle, int /*readonly*/)
 int integrity_block_size(nbdkit_next *next, void *, uint32_t *minimum, uint32_t *preferred,
                          uint32_t *maximum)
 {
-  if (next->block_size(next, minimum, preferred, maximum) == -1)
-    return -1;
+  if (next->block_size(next, minimum, preferred, maximum) == -1) return -1;
   const uint32_t block = state->settings.block_size;
   if (*minimum == 0) { // no constraints below us
     *minimum = 1;
@@ -253,11 +244,9 @@ int integrity_block_size(nbdkit_next *next, void *, uint32_t *minimum, uint32_t 
 int integrity_can_trim(nbdkit_next *next, void *)
 {
   const int trim = next->can_trim(next);
-  if (trim <= 0)
-    return trim;
+  if (trim <= 0) return trim;
   const int zero = next->can_zero(next);
-  if (zero == -1)
-    return -1;
+  if (zero == -1) return -1;
   return zero != NBDKIT_ZERO_NONE;
 }
 
@@ -294,8 +283,8 @@ int integrity_pwrite(nbdkit_next *next, void *handle, const void *buf, uint32_t 
   });
 }
 
-int integrity_zero(nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
-                   uint32_t flags, int *err)
+int integrity_zero(nbdkit_next *next, void *handle, uint32_t count, uint64_t offset, uint32_t flags,
+                   int *err)
 {
   return guarded("zero", err, [&] {
     NextBackend backend(next);
@@ -308,13 +297,13 @@ int integrity_zero(nbdkit_next *next, void *handle, uint32_t count, uint64_t off
   });
 }
 
-int integrity_trim(nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
-                   uint32_t flags, int *err)
+int integrity_trim(nbdkit_next *next, void *handle, uint32_t count, uint64_t offset, uint32_t flags,
+                   int *err)
 {
   return guarded("trim", err, [&] {
     NextBackend backend(next);
-    const int e = handle_of(handle).checked->trim(backend, count, offset,
-                                                  (flags & NBDKIT_FLAG_FUA) != 0);
+    const int e =
+      handle_of(handle).checked->trim(backend, count, offset, (flags & NBDKIT_FLAG_FUA) != 0);
     if (e) {
       *err = e;
       return -1;

@@ -1,6 +1,7 @@
 #include "locked_memory.hpp"
 
-#include "log.hpp"
+#include "byte_size.hpp"
+#include "logging.hpp"
 
 #include <cerrno>
 #include <sys/mman.h>
@@ -21,14 +22,13 @@ std::string limit_hint(int errnum)
 
 } // namespace
 
-LockedMemory::LockedMemory(size_t bytes, MlockPolicy policy, const std::string &what)
-  : size_(bytes)
+LockedMemory::LockedMemory(size_t bytes, MlockPolicy policy, const std::string &what) : size_(bytes)
 {
   void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     const int e = errno;
-    throw AllocationError("cannot allocate " + what + " (" + format_bytes(bytes) + "): " +
-                          errno_text(e) + (e == EAGAIN ? limit_hint(e) : ""));
+    throw AllocationError("cannot allocate " + what + " (" + vram::format_byte_size(bytes) +
+                          "): " + vram::errno_text(e) + (e == EAGAIN ? limit_hint(e) : ""));
   }
   data_ = p;
   // Fewer TLB misses on a large, randomly accessed table; merely advice.
@@ -43,19 +43,18 @@ LockedMemory::LockedMemory(size_t bytes, MlockPolicy policy, const std::string &
     return;
   }
   const int e = errno;
-  not_locked_reason_ = "mlock: " + errno_text(e) + limit_hint(e);
+  not_locked_reason_ = "mlock: " + vram::errno_text(e) + limit_hint(e);
   if (policy == MlockPolicy::require) {
     munmap(data_, size_);
     data_ = nullptr;
     throw AllocationError("integrity-mlock=require: cannot lock " + what + " (" +
-                          format_bytes(bytes) + ") in RAM: " + not_locked_reason_);
+                          vram::format_byte_size(bytes) + ") in RAM: " + not_locked_reason_);
   }
 }
 
 LockedMemory::~LockedMemory()
 {
-  if (data_)
-    munmap(data_, size_); // also unlocks
+  if (data_) munmap(data_, size_); // also unlocks
 }
 
 } // namespace integrity

@@ -27,19 +27,18 @@ bool parse_block_size(std::string_view text, uint64_t &out)
   uint64_t multiplier = 1;
   if (!text.empty()) {
     switch (text.back()) {
-    case 'k': case 'K': multiplier = 1024; break;
-    case 'm': case 'M': multiplier = 1024 * 1024; break;
+    case 'k':
+    case 'K': multiplier = 1024; break;
+    case 'm':
+    case 'M': multiplier = 1024 * 1024; break;
     default: break;
     }
-    if (multiplier != 1)
-      text.remove_suffix(1);
+    if (multiplier != 1) text.remove_suffix(1);
   }
   uint64_t number = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
-    return false;
-  if (number > UINT64_MAX / multiplier)
-    return false;
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return false;
+  if (number > UINT64_MAX / multiplier) return false;
   out = number * multiplier;
   return true;
 }
@@ -58,14 +57,10 @@ void apply_setting(Settings &settings, std::string_view key, std::string_view va
                           ": expected a power of two from 512 to 1M bytes (e.g. 4096, 4K, 64K)");
     settings.block_size = static_cast<uint32_t>(size);
   } else if (key == "integrity-mlock") {
-    if (value == "attempt")
-      settings.mlock = MlockPolicy::attempt;
-    else if (value == "require")
-      settings.mlock = MlockPolicy::require;
-    else if (value == "off")
-      settings.mlock = MlockPolicy::off;
-    else
-      throw SettingsError(quoted(key, value) + ": expected 'attempt', 'require' or 'off'");
+    if (value == "attempt") settings.mlock = MlockPolicy::attempt;
+    else if (value == "require") settings.mlock = MlockPolicy::require;
+    else if (value == "off") settings.mlock = MlockPolicy::off;
+    else throw SettingsError(quoted(key, value) + ": expected 'attempt', 'require' or 'off'");
   } else {
     throw SettingsError("unknown integrity filter parameter '" + std::string(key) +
                         "': accepted parameters are integrity-block-size, integrity-mlock");

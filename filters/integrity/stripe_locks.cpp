@@ -28,20 +28,16 @@ StripeLocks::Guard::Guard(const StripeLocks &locks, Mode mode, uint64_t first, u
     }
   }
   for_each([this](std::shared_mutex &m) {
-    if (mode_ == Mode::shared)
-      m.lock_shared();
-    else
-      m.lock();
+    if (mode_ == Mode::shared) m.lock_shared();
+    else m.lock();
   });
 }
 
 StripeLocks::Guard::~Guard()
 {
   for_each([this](std::shared_mutex &m) {
-    if (mode_ == Mode::shared)
-      m.unlock_shared();
-    else
-      m.unlock();
+    if (mode_ == Mode::shared) m.unlock_shared();
+    else m.unlock();
   });
 }
 

@@ -8,10 +8,8 @@ bool UnsettledBlocks::add(uint64_t block)
 {
   std::lock_guard lock(mutex_);
   const auto end = blocks_.begin() + static_cast<long>(size_);
-  if (std::find(blocks_.begin(), end, block) != end)
-    return true;
-  if (size_ == capacity)
-    return false;
+  if (std::find(blocks_.begin(), end, block) != end) return true;
+  if (size_ == capacity) return false;
   blocks_[size_++] = block;
   count_.store(size_, std::memory_order_release);
   return true;
@@ -19,21 +17,18 @@ bool UnsettledBlocks::add(uint64_t block)
 
 void UnsettledBlocks::remove(uint64_t block)
 {
-  if (empty())
-    return;
+  if (empty()) return;
   std::lock_guard lock(mutex_);
   const auto end = blocks_.begin() + static_cast<long>(size_);
   const auto it = std::find(blocks_.begin(), end, block);
-  if (it == end)
-    return;
+  if (it == end) return;
   *it = blocks_[--size_];
   count_.store(size_, std::memory_order_release);
 }
 
 bool UnsettledBlocks::contains(uint64_t block) const
 {
-  if (empty())
-    return false;
+  if (empty()) return false;
   std::lock_guard lock(mutex_);
   const auto end = blocks_.begin() + static_cast<long>(size_);
   return std::find(blocks_.begin(), end, block) != end;
@@ -41,8 +36,7 @@ bool UnsettledBlocks::contains(uint64_t block) const
 
 bool UnsettledBlocks::any_in(uint64_t first, uint64_t last) const
 {
-  if (empty())
-    return false;
+  if (empty()) return false;
   std::lock_guard lock(mutex_);
   const auto end = blocks_.begin() + static_cast<long>(size_);
   return std::any_of(blocks_.begin(), end, [&](uint64_t b) { return b >= first && b <= last; });

@@ -4,12 +4,14 @@
 
 namespace fakecuda {
 
-RegionAllocator::RegionAllocator(std::uint64_t size) {
+RegionAllocator::RegionAllocator(std::uint64_t size)
+{
   if (size != 0) free_.emplace(0, size);
 }
 
 std::optional<std::uint64_t> RegionAllocator::allocate(std::uint64_t reserved, std::uint64_t usable,
-                                                      BlockOwner owner) {
+                                                       BlockOwner owner)
+{
   if (reserved == 0 || usable > reserved) return std::nullopt;
   for (auto it = free_.begin(); it != free_.end(); ++it) {
     if (it->second < reserved) continue;
@@ -24,7 +26,8 @@ std::optional<std::uint64_t> RegionAllocator::allocate(std::uint64_t reserved, s
   return std::nullopt;
 }
 
-bool RegionAllocator::release(std::uint64_t offset, BlockOwner owner) {
+bool RegionAllocator::release(std::uint64_t offset, BlockOwner owner)
+{
   auto used = used_.find(offset);
   if (used == used_.end() || used->second.owner != owner) return false;
   const std::uint64_t size = used->second.reserved;
@@ -52,7 +55,8 @@ bool RegionAllocator::release(std::uint64_t offset, BlockOwner owner) {
   return true;
 }
 
-bool RegionAllocator::contains(std::uint64_t offset, std::uint64_t size) const {
+bool RegionAllocator::contains(std::uint64_t offset, std::uint64_t size) const
+{
   auto it = used_.upper_bound(offset);
   if (it == used_.begin()) return false;
   --it;
@@ -61,4 +65,4 @@ bool RegionAllocator::contains(std::uint64_t offset, std::uint64_t size) const {
   return offset < end && size <= end - offset;
 }
 
-}  // namespace fakecuda
+} // namespace fakecuda

@@ -16,15 +16,15 @@
 namespace fakecuda {
 
 enum class BlockOwner : unsigned char {
-  MemAlloc,   // cuMemAlloc: a context object, addressed linearly
-  MemCreate,  // cuMemCreate: a physical allocation, addressed via cuMemMap
+  MemAlloc,  // cuMemAlloc: a context object, addressed linearly
+  MemCreate, // cuMemCreate: a physical allocation, addressed via cuMemMap
 };
 
 class RegionAllocator {
- public:
+public:
   struct Block {
-    std::uint64_t reserved;  // rounded size, taken from the region
-    std::uint64_t usable;    // what the caller asked for: the bounds checked on copies
+    std::uint64_t reserved; // rounded size, taken from the region
+    std::uint64_t usable;   // what the caller asked for: the bounds checked on copies
     BlockOwner owner;
   };
 
@@ -49,12 +49,12 @@ class RegionAllocator {
 
   // Bytes taken by allocations of both kinds: what free memory drops by.
   std::uint64_t reserved_bytes() const { return reserved_; }
-  const std::map<std::uint64_t, Block>& live() const { return used_; }
+  const std::map<std::uint64_t, Block> &live() const { return used_; }
 
- private:
-  std::map<std::uint64_t, std::uint64_t> free_;  // offset -> size, coalesced
-  std::map<std::uint64_t, Block> used_;          // offset -> block
+private:
+  std::map<std::uint64_t, std::uint64_t> free_; // offset -> size, coalesced
+  std::map<std::uint64_t, Block> used_;         // offset -> block
   std::uint64_t reserved_ = 0;
 };
 
-}  // namespace fakecuda
+} // namespace fakecuda

@@ -16,24 +16,25 @@
 namespace fakecuda {
 namespace {
 
-std::string sys_error(const std::string& what) {
-  return what + ": " + std::strerror(errno);
-}
+std::string sys_error(const std::string &what) { return what + ": " + std::strerror(errno); }
 
 // Closes the descriptor unless released; keeps the constructor's error
 // paths leak-free.
 struct FdGuard {
   int fd;
-  ~FdGuard() {
+  ~FdGuard()
+  {
     if (fd >= 0) ::close(fd);
   }
   int release() { return std::exchange(fd, -1); }
 };
 
 // Makes `fd` (which refers to `path`) at least `size` bytes, or throws.
-void ensure_size(int fd, const std::string& path, std::uint64_t size) {
-  struct stat st{};
-  if (::fstat(fd, &st) != 0) throw ConfigError(sys_error("FAKECUDA_MEMORY_FILE=" + path + ": fstat"));
+void ensure_size(int fd, const std::string &path, std::uint64_t size)
+{
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    throw ConfigError(sys_error("FAKECUDA_MEMORY_FILE=" + path + ": fstat"));
   const std::string need = " (need " + std::to_string(size) + " bytes for the configured GPUs)";
 
   if (S_ISBLK(st.st_mode)) {
@@ -45,7 +46,7 @@ void ensure_size(int fd, const std::string& path, std::uint64_t size) {
                         std::to_string(bytes) + " bytes" + need);
     return;
   }
-  if (S_ISCHR(st.st_mode)) return;  // no size to check; mmap decides
+  if (S_ISCHR(st.st_mode)) return; // no size to check; mmap decides
   if (static_cast<std::uint64_t>(st.st_size) >= size) return;
   // Too small. Regular files grow (sparse); files that cannot change size,
   // such as a PCI BAR's sysfs resource file, refuse, and then it is an error.
@@ -54,9 +55,10 @@ void ensure_size(int fd, const std::string& path, std::uint64_t size) {
                     std::to_string(st.st_size) + " bytes and cannot be resized" + need);
 }
 
-}  // namespace
+} // namespace
 
-Backing::Backing(const std::optional<std::string>& path, std::uint64_t size) : size_(size) {
+Backing::Backing(const std::optional<std::string> &path, std::uint64_t size) : size_(size)
+{
   FdGuard fd{-1};
   if (path) {
     fd.fd = ::open(path->c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -70,17 +72,18 @@ Backing::Backing(const std::optional<std::string>& path, std::uint64_t size) : s
   }
   // MAP_NORESERVE: the mapping may be far larger than RAM + swap; only
   // pages that are actually touched get backed.
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.fd, 0);
+  void *p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.fd, 0);
   if (p == MAP_FAILED)
     throw ConfigError(sys_error("fakecuda: mmap of " + (path ? *path : std::string("memfd")) +
                                 " (" + std::to_string(size) + " bytes)"));
-  data_ = static_cast<std::byte*>(p);
+  data_ = static_cast<std::byte *>(p);
   fd_ = fd.release();
 }
 
-Backing::~Backing() {
+Backing::~Backing()
+{
   if (data_ != nullptr) ::munmap(data_, size_);
   if (fd_ >= 0) ::close(fd_);
 }
 
-}  // namespace fakecuda
+} // namespace fakecuda

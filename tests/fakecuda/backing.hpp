@@ -12,22 +12,22 @@
 namespace fakecuda {
 
 class Backing {
- public:
+public:
   // Maps `size` bytes of `path` (creating/extending a regular file as
   // needed) or of a fresh memfd when path is nullopt. Throws ConfigError
   // with a message naming the file on failure.
-  Backing(const std::optional<std::string>& path, std::uint64_t size);
+  Backing(const std::optional<std::string> &path, std::uint64_t size);
   ~Backing();
-  Backing(const Backing&) = delete;
-  Backing& operator=(const Backing&) = delete;
+  Backing(const Backing &) = delete;
+  Backing &operator=(const Backing &) = delete;
 
-  std::byte* data() const { return data_; }
+  std::byte *data() const { return data_; }
   std::uint64_t size() const { return size_; }
 
- private:
+private:
   int fd_ = -1;
-  std::byte* data_ = nullptr;
+  std::byte *data_ = nullptr;
   std::uint64_t size_ = 0;
 };
 
-}  // namespace fakecuda
+} // namespace fakecuda

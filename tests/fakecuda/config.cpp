@@ -11,13 +11,17 @@
 namespace fakecuda {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+std::string_view trim(std::string_view s)
+{
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+    s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+    s.remove_suffix(1);
   return s;
 }
 
-std::vector<std::string_view> split(std::string_view s, char sep) {
+std::vector<std::string_view> split(std::string_view s, char sep)
+{
   std::vector<std::string_view> parts;
   for (;;) {
     const auto pos = s.find(sep);
@@ -27,7 +31,8 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   }
 }
 
-bool iequals(std::string_view a, std::string_view b) {
+bool iequals(std::string_view a, std::string_view b)
+{
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
     if (std::tolower(static_cast<unsigned char>(a[i])) !=
@@ -36,9 +41,10 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::optional<std::uint64_t> parse_uint(std::string_view s, int base = 10) {
+std::optional<std::uint64_t> parse_uint(std::string_view s, int base = 10)
+{
   std::uint64_t v = 0;
-  const char* end = s.data() + s.size();
+  const char *end = s.data() + s.size();
   auto [ptr, ec] = std::from_chars(s.data(), end, v, base);
   if (s.empty() || ec != std::errc() || ptr != end) return std::nullopt;
   return v;
@@ -46,14 +52,16 @@ std::optional<std::uint64_t> parse_uint(std::string_view s, int base = 10) {
 
 // Hex field of at most max_digits digits (PCI address parts).
 std::optional<std::uint32_t> parse_hex_field(std::string_view s, std::size_t max_digits,
-                                             std::uint32_t max_value) {
+                                             std::uint32_t max_value)
+{
   if (s.empty() || s.size() > max_digits) return std::nullopt;
   auto v = parse_uint(s, 16);
   if (!v || *v > max_value) return std::nullopt;
   return static_cast<std::uint32_t>(*v);
 }
 
-std::optional<std::array<unsigned char, 16>> parse_uuid(std::string_view s) {
+std::optional<std::array<unsigned char, 16>> parse_uuid(std::string_view s)
+{
   // nvidia-smi prints "GPU-<uuid>"; accept both that and the bare form.
   if (s.size() > 4 && iequals(s.substr(0, 4), "GPU-")) s.remove_prefix(4);
   if (s.size() != 36) return std::nullopt;
@@ -75,7 +83,8 @@ std::optional<std::array<unsigned char, 16>> parse_uuid(std::string_view s) {
   return out;
 }
 
-std::optional<bool> parse_bool01(std::string_view s) {
+std::optional<bool> parse_bool01(std::string_view s)
+{
   if (s == "0") return false;
   if (s == "1") return true;
   return std::nullopt;
@@ -83,25 +92,28 @@ std::optional<bool> parse_bool01(std::string_view s) {
 
 // Unset and empty are the same for every variable except FAKECUDA_GPUS,
 // so "FAKECUDA_FAIL_COPY= cmd" in a shell script switches a fault off.
-std::optional<std::string_view> env(const char* name) {
-  const char* v = std::getenv(name);
+std::optional<std::string_view> env(const char *name)
+{
+  const char *v = std::getenv(name);
   if (v == nullptr || *v == '\0') return std::nullopt;
   return std::string_view(v);
 }
 
-[[noreturn]] void bad(const std::string& what) { throw ConfigError(what); }
+[[noreturn]] void bad(const std::string &what) { throw ConfigError(what); }
 
-std::uint64_t env_uint(const char* name, std::uint64_t fallback, std::uint64_t min_value = 0) {
+std::uint64_t env_uint(const char *name, std::uint64_t fallback, std::uint64_t min_value = 0)
+{
   auto s = env(name);
   if (!s) return fallback;
   auto v = parse_uint(trim(*s));
   if (!v || *v < min_value)
-    bad(std::string(name) + "='" + std::string(*s) + "': expected an integer >= " +
-        std::to_string(min_value));
+    bad(std::string(name) + "='" + std::string(*s) +
+        "': expected an integer >= " + std::to_string(min_value));
   return *v;
 }
 
-std::optional<std::uint64_t> env_size(const char* name) {
+std::optional<std::uint64_t> env_size(const char *name)
+{
   auto s = env(name);
   if (!s) return std::nullopt;
   auto v = parse_size(trim(*s));
@@ -111,7 +123,8 @@ std::optional<std::uint64_t> env_size(const char* name) {
   return v;
 }
 
-std::optional<CUresult> env_error(const char* name) {
+std::optional<CUresult> env_error(const char *name)
+{
   auto s = env(name);
   if (!s) return std::nullopt;
   auto v = parse_error_code(trim(*s));
@@ -121,7 +134,8 @@ std::optional<CUresult> env_error(const char* name) {
   return v;
 }
 
-GpuConfig default_gpu(std::size_t index) {
+GpuConfig default_gpu(std::size_t index)
+{
   GpuConfig g;
   g.name = "Fake GPU " + std::to_string(index);
   g.total = std::uint64_t{1} << 30;
@@ -129,17 +143,19 @@ GpuConfig default_gpu(std::size_t index) {
   // Derived from index + 1 (not the index) so that no GPU gets the all-zero
   // UUID, which code under test might treat as "no UUID".
   const std::uint64_t tag = index + 1;
-  for (int i = 0; i < 6; ++i) g.uuid[15 - i] = static_cast<unsigned char>(tag >> (8 * i));
+  for (int i = 0; i < 6; ++i)
+    g.uuid[15 - i] = static_cast<unsigned char>(tag >> (8 * i));
   g.pci.bus = static_cast<std::uint32_t>(index + 1);
   return g;
 }
 
-GpuConfig parse_gpu(std::string_view spec, std::size_t index) {
+GpuConfig parse_gpu(std::string_view spec, std::size_t index)
+{
   GpuConfig g = default_gpu(index);
   const std::string where = "FAKECUDA_GPUS: GPU " + std::to_string(index) + ": ";
   bool free_given = false;
   std::vector<std::string_view> seen;
-  if (trim(spec).empty()) return g;  // an empty entry is a GPU with defaults
+  if (trim(spec).empty()) return g; // an empty entry is a GPU with defaults
   for (std::string_view item : split(spec, ',')) {
     const auto eq = item.find('=');
     if (eq == std::string_view::npos)
@@ -149,8 +165,8 @@ GpuConfig parse_gpu(std::string_view spec, std::size_t index) {
     for (std::string_view k : seen)
       if (k == key) bad(where + "key '" + std::string(key) + "' given twice");
     seen.push_back(key);
-    const std::string bad_value = where + "bad value for key '" + std::string(key) + "': '" +
-                                  std::string(value) + "'";
+    const std::string bad_value =
+      where + "bad value for key '" + std::string(key) + "': '" + std::string(value) + "'";
     if (key == "name") {
       if (value.empty() || value.size() > 255) bad(bad_value + " (1 to 255 characters)");
       g.name = std::string(value);
@@ -189,11 +205,12 @@ GpuConfig parse_gpu(std::string_view spec, std::size_t index) {
   return g;
 }
 
-std::vector<GpuConfig> parse_gpus() {
-  const char* raw = std::getenv("FAKECUDA_GPUS");
+std::vector<GpuConfig> parse_gpus()
+{
+  const char *raw = std::getenv("FAKECUDA_GPUS");
   if (raw == nullptr) return {default_gpu(0)};
   const std::string_view all(raw);
-  if (trim(all).empty()) return {};  // explicitly no GPU at all
+  if (trim(all).empty()) return {}; // explicitly no GPU at all
   std::vector<GpuConfig> gpus;
   for (std::string_view spec : split(all, ';')) {
     if (gpus.size() == kMaxGpus)
@@ -212,13 +229,13 @@ std::vector<GpuConfig> parse_gpus() {
   return gpus;
 }
 
-FaultConfig parse_faults() {
+FaultConfig parse_faults()
+{
   FaultConfig f;
   f.fail_copy = env_uint("FAKECUDA_FAIL_COPY", 0);
   f.fail_every = env_uint("FAKECUDA_FAIL_EVERY", 0);
   if (auto mode = env("FAKECUDA_FAIL_MODE")) {
-    if (trim(*mode) == "sticky")
-      f.fail_sticky = true;
+    if (trim(*mode) == "sticky") f.fail_sticky = true;
     else if (trim(*mode) != "transient")
       bad("FAKECUDA_FAIL_MODE='" + std::string(*mode) + "': expected transient or sticky");
   }
@@ -235,12 +252,14 @@ FaultConfig parse_faults() {
       const std::string name(item.substr(0, colon));
       std::uint64_t n = 0;
       const std::string_view count =
-          colon == std::string_view::npos ? std::string_view{} : item.substr(colon + 1);
+        colon == std::string_view::npos ? std::string_view{} : item.substr(colon + 1);
       const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
       bool known = false;
-      for (const char* c : kFailableCalls) known = known || name == c;
+      for (const char *c : kFailableCalls)
+        known = known || name == c;
       if (!known || ec != std::errc{} || end != count.data() + count.size() || n == 0)
-        bad("FAKECUDA_FAIL_CALL='" + std::string(*calls) + "': expected NAME:N[,NAME:N...] with N >= 1 "
+        bad("FAKECUDA_FAIL_CALL='" + std::string(*calls) +
+            "': expected NAME:N[,NAME:N...] with N >= 1 "
             "and NAME one of cuMemCreate, cuMemRelease, cuMemMap, cuMemUnmap, cuMemSetAccess");
       f.fail_calls.emplace_back(name, n);
     }
@@ -248,17 +267,18 @@ FaultConfig parse_faults() {
   return f;
 }
 
-}  // namespace
+} // namespace
 
-std::optional<std::uint64_t> parse_size(std::string_view s) {
+std::optional<std::uint64_t> parse_size(std::string_view s)
+{
   unsigned shift = 0;
   if (!s.empty()) {
     switch (std::toupper(static_cast<unsigned char>(s.back()))) {
-      case 'K': shift = 10; break;
-      case 'M': shift = 20; break;
-      case 'G': shift = 30; break;
-      case 'T': shift = 40; break;
-      default: break;
+    case 'K': shift = 10; break;
+    case 'M': shift = 20; break;
+    case 'G': shift = 30; break;
+    case 'T': shift = 40; break;
+    default: break;
     }
     if (shift != 0) s.remove_suffix(1);
   }
@@ -267,7 +287,8 @@ std::optional<std::uint64_t> parse_size(std::string_view s) {
   return *v << shift;
 }
 
-std::optional<PciAddress> parse_pci(std::string_view s) {
+std::optional<PciAddress> parse_pci(std::string_view s)
+{
   // Forms accepted by the real cuDeviceGetByPCIBusId: domain:bus:device.function,
   // domain:bus:device and bus:device.function. nvidia-smi prints an 8-digit
   // domain, CUDA a 4-digit one; both are fine.
@@ -296,16 +317,18 @@ std::optional<PciAddress> parse_pci(std::string_view s) {
   return a;
 }
 
-std::string format_uuid(const std::array<unsigned char, 16>& u) {
+std::string format_uuid(const std::array<unsigned char, 16> &u)
+{
   char buf[64];
   std::snprintf(buf, sizeof buf,
-                "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-                u[13], u[14], u[15]);
+                "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+                u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+                u[14], u[15]);
   return buf;
 }
 
-Config load_config_from_env() {
+Config load_config_from_env()
+{
   Config c;
   c.gpus = parse_gpus();
   c.driver_version = driver_version_from_env();
@@ -323,15 +346,17 @@ Config load_config_from_env() {
 
 CUresult init_error_from_env() { return env_error("FAKECUDA_INIT_ERROR").value_or(CUDA_SUCCESS); }
 
-int driver_version_from_env() {
+int driver_version_from_env()
+{
   const std::uint64_t v = env_uint("FAKECUDA_DRIVER_VERSION", 13000, 1);
   if (v > 1000000) bad("FAKECUDA_DRIVER_VERSION: " + std::to_string(v) + " is implausibly large");
   return static_cast<int>(v);
 }
 
-bool log_enabled_from_env() {
+bool log_enabled_from_env()
+{
   auto s = env("FAKECUDA_LOG");
   return s && *s != "0";
 }
 
-}  // namespace fakecuda
+} // namespace fakecuda

@@ -19,7 +19,7 @@ namespace fakecuda {
 // A bad setting. cuInit turns it into CUDA_ERROR_INVALID_VALUE after
 // printing what() to stderr, so the text must name the variable and key.
 class ConfigError : public std::runtime_error {
- public:
+public:
   using std::runtime_error::runtime_error;
 };
 
@@ -29,25 +29,25 @@ struct PciAddress {
   std::uint32_t device = 0;
   std::uint32_t function = 0;
 
-  bool operator==(const PciAddress&) const = default;
+  bool operator==(const PciAddress &) const = default;
 };
 
 struct GpuConfig {
   std::string name;
   std::uint64_t total = 0;
-  std::uint64_t free = 0;  // before our own allocations; may exceed total
+  std::uint64_t free = 0; // before our own allocations; may exceed total
   std::array<unsigned char, 16> uuid{};
   PciAddress pci;
   bool display = false;
-  bool vmm = true;  // CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED
+  bool vmm = true; // CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED
 };
 
 struct FaultConfig {
-  std::uint64_t fail_copy = 0;   // 0: off; else the Nth copy fails
-  bool fail_sticky = false;      // FAKECUDA_FAIL_MODE=sticky
+  std::uint64_t fail_copy = 0; // 0: off; else the Nth copy fails
+  bool fail_sticky = false;    // FAKECUDA_FAIL_MODE=sticky
   std::optional<CUresult> fail_code;
-  std::uint64_t fail_every = 0;  // 0: off; else every Nth copy (transient)
-  std::string trigger_file;      // empty: off
+  std::uint64_t fail_every = 0; // 0: off; else every Nth copy (transient)
+  std::string trigger_file;     // empty: off
   // FAKECUDA_FAIL_CALL=NAME:N,...: the Nth call of entry point NAME fails
   // (one of kFailableCalls), without doing its work.
   std::vector<std::pair<std::string, std::uint64_t>> fail_calls;
@@ -56,18 +56,18 @@ struct FaultConfig {
 // The entry points FAKECUDA_FAIL_CALL can fail: the virtual memory
 // management calls, whose failures the code under test must survive
 // without losing track of its VRAM.
-inline constexpr const char* kFailableCalls[] = {"cuMemCreate", "cuMemRelease", "cuMemMap",
+inline constexpr const char *kFailableCalls[] = {"cuMemCreate", "cuMemRelease", "cuMemMap",
                                                  "cuMemUnmap", "cuMemSetAccess"};
 
 struct Config {
   std::vector<GpuConfig> gpus;
   int driver_version = 13000;
-  std::optional<std::string> memory_file;  // nullopt: anonymous memfd
-  std::string map_file;                    // empty: off
-  std::string free_file;                   // FAKECUDA_FREE_FILE; empty: off
+  std::optional<std::string> memory_file; // nullopt: anonymous memfd
+  std::string map_file;                   // empty: off
+  std::string free_file;                  // FAKECUDA_FREE_FILE; empty: off
   std::uint64_t latency_us = 0;
-  std::uint64_t timeslice_us = 0;          // FAKECUDA_TIMESLICE_US
-  std::string timeslice_file;              // FAKECUDA_TIMESLICE_FILE; empty: off
+  std::uint64_t timeslice_us = 0; // FAKECUDA_TIMESLICE_US
+  std::string timeslice_file;     // FAKECUDA_TIMESLICE_FILE; empty: off
   std::optional<std::uint64_t> alloc_fail_above;
   bool log = false;
   FaultConfig faults;
@@ -93,6 +93,6 @@ std::optional<PciAddress> parse_pci(std::string_view text);
 std::optional<std::uint64_t> parse_size(std::string_view text);
 
 // Canonical "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" form of 16 bytes.
-std::string format_uuid(const std::array<unsigned char, 16>& uuid);
+std::string format_uuid(const std::array<unsigned char, 16> &uuid);
 
-}  // namespace fakecuda
+} // namespace fakecuda

@@ -12,31 +12,34 @@ namespace {
 // Serialises cuInit and fakecuda_reset. Constant-initialised: no global
 // constructor runs when the library is loaded.
 constinit std::mutex g_lifecycle_mu;
-constinit std::uint64_t g_next_generation = 1;  // guarded by g_lifecycle_mu
+constinit std::uint64_t g_next_generation = 1; // guarded by g_lifecycle_mu
 
 // The calling thread's current context. Tagged with the generation of the
 // Driver that handed it out, so a context left current across
 // fakecuda_reset() is seen as "none" rather than as a dangling pointer.
 struct CurrentContext {
-  PrimaryContext* ctx = nullptr;
+  PrimaryContext *ctx = nullptr;
   std::uint64_t generation = 0;
 };
 constinit thread_local CurrentContext t_current;
 
-std::vector<std::uint64_t> configured_free(const Config& cfg) {
+std::vector<std::uint64_t> configured_free(const Config &cfg)
+{
   std::vector<std::uint64_t> free;
-  for (const GpuConfig& g : cfg.gpus) free.push_back(g.free);
+  for (const GpuConfig &g : cfg.gpus)
+    free.push_back(g.free);
   return free;
 }
 
-}  // namespace
+} // namespace
 
-constinit std::atomic<Driver*> Driver::current_{nullptr};
+constinit std::atomic<Driver *> Driver::current_{nullptr};
 
-CUresult Driver::init(unsigned flags) {
+CUresult Driver::init(unsigned flags)
+{
   std::lock_guard lk(g_lifecycle_mu);
   if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
-  if (Driver* d = instance()) return d->faults().sticky();  // already up: no-op
+  if (Driver *d = instance()) return d->faults().sticky(); // already up: no-op
   try {
     set_trace_enabled(log_enabled_from_env());
     if (CUresult e = init_error_from_env(); e != CUDA_SUCCESS) {
@@ -49,24 +52,28 @@ CUresult Driver::init(unsigned flags) {
     auto d = std::make_unique<Driver>(std::move(cfg), g_next_generation++);
     current_.store(d.release(), std::memory_order_release);
     return CUDA_SUCCESS;
-  } catch (const ConfigError& e) {
+  } catch (const ConfigError &e) {
     std::fprintf(stderr, "fakecuda: cuInit: %s\n", e.what());
     return CUDA_ERROR_INVALID_VALUE;
   }
 }
 
-void Driver::reset() noexcept {
+void Driver::reset() noexcept
+{
   std::lock_guard lk(g_lifecycle_mu);
   delete current_.exchange(nullptr, std::memory_order_acq_rel);
   set_trace_enabled(false);
 }
 
 Driver::Driver(Config config, std::uint64_t generation)
-    : cfg_(std::move(config)), generation_(generation), faults_(cfg_.faults),
-      map_file_(cfg_.map_file), timeslice_file_(cfg_.timeslice_file), budget_(cfg_.free_file, configured_free(cfg_)) {
+  : cfg_(std::move(config)), generation_(generation), faults_(cfg_.faults),
+    map_file_(cfg_.map_file), timeslice_file_(cfg_.timeslice_file),
+    budget_(cfg_.free_file, configured_free(cfg_))
+{
   // GPU i's region follows the regions of GPUs 0..i-1 in the backing file.
   std::uint64_t total = 0;
-  for (const GpuConfig& g : cfg_.gpus) total += g.total;  // each <= 1T, at most 64: no overflow
+  for (const GpuConfig &g : cfg_.gpus)
+    total += g.total; // each <= 1T, at most 64: no overflow
   backing_ = std::make_unique<Backing>(cfg_.memory_file, total);
   std::uint64_t offset = 0;
   for (std::size_t i = 0; i < cfg_.gpus.size(); ++i) {
@@ -76,22 +83,27 @@ Driver::Driver(Config config, std::uint64_t generation)
   }
 }
 
-Driver::~Driver() {
+Driver::~Driver()
+{
   // Workers first: they use the mapping, the fault injector and maybe the
   // pinned buffers freed below.
-  for (auto& [h, s] : streams_) s->shutdown();
+  for (auto &[h, s] : streams_)
+    s->shutdown();
   streams_.clear();
   events_.clear();
-  for (auto& [p, block] : host_blocks_) std::free(p);
+  for (auto &[p, block] : host_blocks_)
+    std::free(p);
   host_blocks_.clear();
 }
 
-const Device* Driver::device(CUdevice ordinal) const {
+const Device *Driver::device(CUdevice ordinal) const
+{
   if (ordinal < 0 || ordinal >= device_count()) return nullptr;
   return devices_[static_cast<std::size_t>(ordinal)].get();
 }
 
-CUresult Driver::current_device(int& dev) const {
+CUresult Driver::current_device(int &dev) const
+{
   const CurrentContext cur = t_current;
   if (cur.ctx == nullptr || cur.generation != generation_ ||
       cur.ctx->refcount.load(std::memory_order_acquire) <= 0)
@@ -100,50 +112,56 @@ CUresult Driver::current_device(int& dev) const {
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::ctx_retain(CUcontext* pctx, CUdevice dev) {
+CUresult Driver::ctx_retain(CUcontext *pctx, CUdevice dev)
+{
   if (pctx == nullptr) return CUDA_ERROR_INVALID_VALUE;
   if (device(dev) == nullptr) return CUDA_ERROR_INVALID_DEVICE;
   std::lock_guard lk(ctx_mu_);
-  PrimaryContext& ctx = devices_[static_cast<std::size_t>(dev)]->ctx;
+  PrimaryContext &ctx = devices_[static_cast<std::size_t>(dev)]->ctx;
   ctx.refcount.fetch_add(1, std::memory_order_acq_rel);
   *pctx = reinterpret_cast<CUcontext>(&ctx);
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::ctx_release(CUdevice dev) {
+CUresult Driver::ctx_release(CUdevice dev)
+{
   if (device(dev) == nullptr) return CUDA_ERROR_INVALID_DEVICE;
   std::lock_guard lk(ctx_mu_);
-  PrimaryContext& ctx = devices_[static_cast<std::size_t>(dev)]->ctx;
+  PrimaryContext &ctx = devices_[static_cast<std::size_t>(dev)]->ctx;
   if (ctx.refcount.load(std::memory_order_acquire) <= 0) {
-    std::fprintf(stderr, "fakecuda: cuDevicePrimaryCtxRelease(%d) without a matching retain\n", dev);
+    std::fprintf(stderr, "fakecuda: cuDevicePrimaryCtxRelease(%d) without a matching retain\n",
+                 dev);
     return CUDA_ERROR_INVALID_CONTEXT;
   }
   if (ctx.refcount.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy_context_resources(dev);
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::ctx_set_flags(CUdevice dev, unsigned flags) {
+CUresult Driver::ctx_set_flags(CUdevice dev, unsigned flags)
+{
   if (device(dev) == nullptr) return CUDA_ERROR_INVALID_DEVICE;
   if ((flags & ~static_cast<unsigned>(CU_CTX_FLAGS_MASK)) != 0) return CUDA_ERROR_INVALID_VALUE;
   devices_[static_cast<std::size_t>(dev)]->ctx.flags.store(flags, std::memory_order_relaxed);
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::ctx_get_state(CUdevice dev, unsigned* flags, int* active) {
+CUresult Driver::ctx_get_state(CUdevice dev, unsigned *flags, int *active)
+{
   if (flags == nullptr || active == nullptr) return CUDA_ERROR_INVALID_VALUE;
   if (device(dev) == nullptr) return CUDA_ERROR_INVALID_DEVICE;
-  const PrimaryContext& ctx = devices_[static_cast<std::size_t>(dev)]->ctx;
+  const PrimaryContext &ctx = devices_[static_cast<std::size_t>(dev)]->ctx;
   *flags = ctx.flags.load(std::memory_order_relaxed);
   *active = ctx.refcount.load(std::memory_order_acquire) > 0 ? 1 : 0;
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::ctx_set_current(CUcontext handle) {
+CUresult Driver::ctx_set_current(CUcontext handle)
+{
   if (handle == nullptr) {
     t_current = {};
     return CUDA_SUCCESS;
   }
-  for (auto& d : devices_) {
+  for (auto &d : devices_) {
     if (reinterpret_cast<CUcontext>(&d->ctx) != handle) continue;
     // Making a released (destroyed) primary context current is a bug in
     // the caller; the real driver rejects the dead handle too.
@@ -154,23 +172,26 @@ CUresult Driver::ctx_set_current(CUcontext handle) {
   return CUDA_ERROR_INVALID_CONTEXT;
 }
 
-CUresult Driver::ctx_get_current(CUcontext* pctx) {
+CUresult Driver::ctx_get_current(CUcontext *pctx)
+{
   if (pctx == nullptr) return CUDA_ERROR_INVALID_VALUE;
   const CurrentContext cur = t_current;
   *pctx = cur.generation == generation_ ? reinterpret_cast<CUcontext>(cur.ctx) : nullptr;
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::ctx_synchronize() {
+CUresult Driver::ctx_synchronize()
+{
   int dev = 0;
   if (CUresult r = current_device(dev); r != CUDA_SUCCESS) return r;
   drain_streams(dev);
   return CUDA_SUCCESS;
 }
 
-void Driver::destroy_context_resources(int dev) {
+void Driver::destroy_context_resources(int dev)
+{
   std::vector<std::shared_ptr<Stream>> streams;
-  std::vector<void*> host;
+  std::vector<void *> host;
   std::size_t events = 0;
   {
     std::lock_guard lk(reg_mu_);
@@ -182,24 +203,26 @@ void Driver::destroy_context_resources(int dev) {
       streams.push_back(std::move(it->second));
       it = streams_.erase(it);
     }
-    events = std::erase_if(events_, [dev](const auto& e) { return e.second->device() == dev; });
-    std::erase_if(host_blocks_, [&](const auto& b) {
+    events = std::erase_if(events_, [dev](const auto &e) { return e.second->device() == dev; });
+    std::erase_if(host_blocks_, [&](const auto &b) {
       if (b.second.device != dev) return false;
       host.push_back(b.first);
       return true;
     });
   }
-  for (auto& s : streams) s->shutdown();
-  for (void* p : host) std::free(p);
+  for (auto &s : streams)
+    s->shutdown();
+  for (void *p : host)
+    std::free(p);
 
-  Device& d = *devices_[static_cast<std::size_t>(dev)];
+  Device &d = *devices_[static_cast<std::size_t>(dev)];
   std::size_t allocations = 0;
   {
     std::unique_lock lk(d.mem_mu);
     // cuMemAlloc allocations only: cuMemCreate memory is not a context
     // object (it goes with cuMemRelease, or fakecuda_reset).
     std::vector<std::uint64_t> offsets;
-    for (const auto& [offset, block] : d.alloc.live())
+    for (const auto &[offset, block] : d.alloc.live())
       if (block.owner == BlockOwner::MemAlloc) offsets.push_back(offset);
     for (std::uint64_t offset : offsets) {
       d.alloc.release(offset);
@@ -216,4 +239,4 @@ void Driver::destroy_context_resources(int dev) {
                  dev, allocations, streams.size(), events, host.size());
 }
 
-}  // namespace fakecuda
+} // namespace fakecuda

@@ -18,13 +18,13 @@ namespace fakecuda {
 // when the copy executes (for async copies: in the stream worker, so the
 // error surfaces at the next synchronisation).
 struct FaultPlan {
-  std::uint64_t number = 0;  // 1-based copy number, process-wide
+  std::uint64_t number = 0; // 1-based copy number, process-wide
   CUresult code = CUDA_SUCCESS;
   bool sticky = false;
 };
 
 class FaultInjector {
- public:
+public:
   explicit FaultInjector(FaultConfig config) : config_(std::move(config)) {}
 
   // Counts a copy at the time it is issued (so numbering follows the
@@ -33,19 +33,19 @@ class FaultInjector {
 
   // Right before a copy moves data: consults the trigger file, applies the
   // plan, turns sticky if asked. CUDA_SUCCESS means "go ahead".
-  CUresult before_copy(const FaultPlan& plan, const char* api);
+  CUresult before_copy(const FaultPlan &plan, const char *api);
 
   // At the start of a failable entry point (kFailableCalls): counts the
   // call, and returns the failure FAKECUDA_FAIL_CALL planned for it, if
   // any (the caller then does nothing), else CUDA_SUCCESS.
-  CUresult before_call(const char* name);
+  CUresult before_call(const char *name);
 
   // CUDA_SUCCESS while healthy, else the sticky code.
   CUresult sticky() const noexcept { return sticky_.load(std::memory_order_acquire); }
 
- private:
+private:
   CUresult default_code(bool sticky) const;
-  void make_sticky(CUresult code, const char* api, const char* why);
+  void make_sticky(CUresult code, const char *api, const char *why);
   // Returns a failure planned via FAKECUDA_TRIGGER_FILE, if any.
   FaultPlan check_trigger_file();
 
@@ -53,8 +53,8 @@ class FaultInjector {
   std::atomic<std::uint64_t> copies_{0};
   std::atomic<std::uint64_t> calls_[std::size(kFailableCalls)] = {};
   std::atomic<CUresult> sticky_{CUDA_SUCCESS};
-  std::mutex trigger_mu_;  // one copy at a time consumes a one-shot trigger
+  std::mutex trigger_mu_; // one copy at a time consumes a one-shot trigger
   bool warned_bad_trigger_ = false;
 };
 
-}  // namespace fakecuda
+} // namespace fakecuda

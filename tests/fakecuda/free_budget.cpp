@@ -2,8 +2,8 @@
 
 #include "config.hpp"
 
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -18,7 +18,8 @@ constexpr std::size_t kMaxFileBytes = 64 * 1024;
 
 enum class ReadResult { Ok, Missing, Failed };
 
-ReadResult read_small_file(const std::string& path, std::string& out, std::string& why) {
+ReadResult read_small_file(const std::string &path, std::string &out, std::string &why)
+{
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return ReadResult::Missing;
@@ -47,36 +48,42 @@ ReadResult read_small_file(const std::string& path, std::string& out, std::strin
   return ReadResult::Ok;
 }
 
-}  // namespace
+} // namespace
 
 FreeBudget::FreeBudget(std::string path, std::vector<std::uint64_t> configured)
-    : path_(std::move(path)), configured_(std::move(configured)), current_(configured_) {}
+  : path_(std::move(path)), configured_(std::move(configured)), current_(configured_)
+{
+}
 
-std::uint64_t FreeBudget::current(int gpu) {
+std::uint64_t FreeBudget::current(int gpu)
+{
   const auto index = static_cast<std::size_t>(gpu);
   std::lock_guard lk(mu_);
   if (!path_.empty()) {
     std::string content, why;
     switch (read_small_file(path_, content, why)) {
-      case ReadResult::Missing: current_ = configured_; break;
-      case ReadResult::Failed: complain(content, why); break;
-      case ReadResult::Ok:
-        if (!apply(content, why)) complain(content, why);
-        break;
+    case ReadResult::Missing: current_ = configured_; break;
+    case ReadResult::Failed: complain(content, why); break;
+    case ReadResult::Ok:
+      if (!apply(content, why)) complain(content, why);
+      break;
     }
   }
   return current_.at(index);
 }
 
-bool FreeBudget::apply(const std::string& content, std::string& why) {
+bool FreeBudget::apply(const std::string &content, std::string &why)
+{
   std::vector<std::uint64_t> next = configured_;
   std::size_t entry = 0;
   std::string_view rest(content);
   for (;;) {
-    while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.front()))) rest.remove_prefix(1);
+    while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.front())))
+      rest.remove_prefix(1);
     if (rest.empty()) break;
     std::size_t len = 0;
-    while (len < rest.size() && !std::isspace(static_cast<unsigned char>(rest[len]))) ++len;
+    while (len < rest.size() && !std::isspace(static_cast<unsigned char>(rest[len])))
+      ++len;
     const std::string_view word = rest.substr(0, len);
     rest.remove_prefix(len);
     if (entry == next.size()) {
@@ -91,12 +98,13 @@ bool FreeBudget::apply(const std::string& content, std::string& why) {
     }
     next[entry++] = *size;
   }
-  current_ = std::move(next);  // an empty file: every GPU back to its configured free
+  current_ = std::move(next); // an empty file: every GPU back to its configured free
   reported_.reset();
   return true;
 }
 
-void FreeBudget::complain(const std::string& content, const std::string& why) {
+void FreeBudget::complain(const std::string &content, const std::string &why)
+{
   // Keyed by what is wrong too: an unreadable file has no content.
   std::string key = why + '\n' + content;
   if (reported_ && *reported_ == key) return;
@@ -106,4 +114,4 @@ void FreeBudget::complain(const std::string& content, const std::string& why) {
                path_.c_str(), why.c_str());
 }
 
-}  // namespace fakecuda
+} // namespace fakecuda

@@ -13,7 +13,7 @@
 namespace fakecuda {
 
 class FreeBudget {
- public:
+public:
   // `configured`: every GPU's `free` key from FAKECUDA_GPUS. Empty path:
   // off, the configured values always apply.
   FreeBudget(std::string path, std::vector<std::uint64_t> configured);
@@ -24,16 +24,16 @@ class FreeBudget {
   // per distinct content) and ignored, keeping the last valid reading.
   std::uint64_t current(int gpu);
 
- private:
+private:
   // Applies the file's content; false (with `why` set) if unusable.
-  bool apply(const std::string& content, std::string& why);
-  void complain(const std::string& content, const std::string& why);
+  bool apply(const std::string &content, std::string &why);
+  void complain(const std::string &content, const std::string &why);
 
   const std::string path_;
   const std::vector<std::uint64_t> configured_;
   std::mutex mu_;
   std::vector<std::uint64_t> current_;  // guarded by mu_
-  std::optional<std::string> reported_;  // the problem last reported (guarded by mu_)
+  std::optional<std::string> reported_; // the problem last reported (guarded by mu_)
 };
 
-}  // namespace fakecuda
+} // namespace fakecuda

@@ -7,21 +7,21 @@
 namespace fakecuda {
 
 class LineFile {
- public:
+public:
   // Empty path: disabled. Throws ConfigError naming `variable` if the file
   // cannot be opened.
-  LineFile(const std::string& path, const char* variable);
+  LineFile(const std::string &path, const char *variable);
   ~LineFile();
-  LineFile(const LineFile&) = delete;
-  LineFile& operator=(const LineFile&) = delete;
+  LineFile(const LineFile &) = delete;
+  LineFile &operator=(const LineFile &) = delete;
 
   bool enabled() const { return fd_ >= 0; }
   // One line of `length` bytes (snprintf's result; <= 0 writes nothing).
-  void write_line(const char* line, int length);
+  void write_line(const char *line, int length);
 
- private:
-  const char* variable_;
+private:
+  const char *variable_;
   int fd_ = -1;
 };
 
-}  // namespace fakecuda
+} // namespace fakecuda

@@ -13,9 +13,9 @@
 namespace fakecuda {
 
 class MapFile {
- public:
+public:
   // Empty path: disabled. Throws ConfigError if the file cannot be opened.
-  explicit MapFile(const std::string& path);
+  explicit MapFile(const std::string &path);
 
   void alloc(int gpu, CUdeviceptr dptr, std::uint64_t file_offset, std::uint64_t size);
   void free(int gpu, CUdeviceptr dptr);
@@ -27,8 +27,8 @@ class MapFile {
            std::uint64_t file_offset);
   void unmap(CUdeviceptr dptr, std::uint64_t size);
 
- private:
+private:
   LineFile file_;
 };
 
-}  // namespace fakecuda
+} // namespace fakecuda

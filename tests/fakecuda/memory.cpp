@@ -16,7 +16,8 @@
 
 namespace fakecuda {
 
-std::uint64_t Device::free_bytes_locked(std::uint64_t free_setting) const {
+std::uint64_t Device::free_bytes_locked(std::uint64_t free_setting) const
+{
   // The free setting models memory other processes hold; ours (cuMemAlloc
   // and cuMemCreate alike) comes off it.
   const std::uint64_t base = std::min(free_setting, cfg.total);
@@ -24,23 +25,25 @@ std::uint64_t Device::free_bytes_locked(std::uint64_t free_setting) const {
   return used >= base ? 0 : base - used;
 }
 
-Device* Driver::device_of(CUdeviceptr dptr, std::uint64_t& offset) {
+Device *Driver::device_of(CUdeviceptr dptr, std::uint64_t &offset)
+{
   if (dptr < kDevicePtrBase) return nullptr;
   const std::uint64_t index = (dptr - kDevicePtrBase) / kDeviceWindow;
   if (index >= devices_.size()) return nullptr;
-  Device* d = devices_[index].get();
+  Device *d = devices_[index].get();
   offset = dptr - d->ptr_base();
   return offset < d->cfg.total ? d : nullptr;
 }
 
-CUresult Driver::check_range(const Transfer& t) {
+CUresult Driver::check_range(const Transfer &t)
+{
   if (vmm_.va.in_window(t.dptr)) return check_vmm_range(t);
-  const char* const api = t.api;
+  const char *const api = t.api;
   const CUdeviceptr dptr = t.dptr;
   const std::size_t bytes = t.bytes;
   std::uint64_t offset = 0;
   bool ok = false;
-  if (Device* d = device_of(dptr, offset)) {
+  if (Device *d = device_of(dptr, offset)) {
     std::shared_lock lk(d->mem_mu);
     ok = d->alloc.contains(offset, bytes);
   }
@@ -56,11 +59,12 @@ CUresult Driver::check_range(const Transfer& t) {
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::mem_get_info(std::size_t* free, std::size_t* total) {
+CUresult Driver::mem_get_info(std::size_t *free, std::size_t *total)
+{
   if (free == nullptr || total == nullptr) return CUDA_ERROR_INVALID_VALUE;
   int dev = 0;
   if (CUresult r = current_device(dev); r != CUDA_SUCCESS) return r;
-  const Device& d = *devices_[static_cast<std::size_t>(dev)];
+  const Device &d = *devices_[static_cast<std::size_t>(dev)];
   const std::uint64_t setting = free_setting(dev);
   std::shared_lock lk(d.mem_mu);
   *free = d.free_bytes_locked(setting);
@@ -68,7 +72,8 @@ CUresult Driver::mem_get_info(std::size_t* free, std::size_t* total) {
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::mem_alloc(CUdeviceptr* dptr, std::size_t bytes) {
+CUresult Driver::mem_alloc(CUdeviceptr *dptr, std::size_t bytes)
+{
   if (dptr == nullptr) return CUDA_ERROR_INVALID_VALUE;
   int dev = 0;
   if (CUresult r = current_device(dev); r != CUDA_SUCCESS) return r;
@@ -79,9 +84,10 @@ CUresult Driver::mem_alloc(CUdeviceptr* dptr, std::size_t bytes) {
     return CUDA_ERROR_OUT_OF_MEMORY;
   }
   if (bytes > UINT64_MAX - kAllocGranularity) return CUDA_ERROR_OUT_OF_MEMORY;
-  const std::uint64_t rounded = (bytes + kAllocGranularity - 1) / kAllocGranularity * kAllocGranularity;
+  const std::uint64_t rounded =
+    (bytes + kAllocGranularity - 1) / kAllocGranularity * kAllocGranularity;
 
-  Device& d = *devices_[static_cast<std::size_t>(dev)];
+  Device &d = *devices_[static_cast<std::size_t>(dev)];
   const std::uint64_t setting = free_setting(dev);
   std::unique_lock lk(d.mem_mu);
   if (rounded > d.free_bytes_locked(setting)) return CUDA_ERROR_OUT_OF_MEMORY;
@@ -92,10 +98,11 @@ CUresult Driver::mem_alloc(CUdeviceptr* dptr, std::size_t bytes) {
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::mem_free(CUdeviceptr dptr) {
-  if (dptr == 0) return CUDA_SUCCESS;  // like cudaFree(nullptr)
+CUresult Driver::mem_free(CUdeviceptr dptr)
+{
+  if (dptr == 0) return CUDA_SUCCESS; // like cudaFree(nullptr)
   std::uint64_t offset = 0;
-  Device* d = device_of(dptr, offset);
+  Device *d = device_of(dptr, offset);
   if (d != nullptr) {
     // The real cuMemFree synchronises first, so work still queued on the
     // memory completes rather than hitting freed memory.
@@ -111,17 +118,18 @@ CUresult Driver::mem_free(CUdeviceptr dptr) {
   return CUDA_ERROR_INVALID_VALUE;
 }
 
-CUresult Driver::host_alloc(void** pp, std::size_t bytes, unsigned flags) {
+CUresult Driver::host_alloc(void **pp, std::size_t bytes, unsigned flags)
+{
   if (pp == nullptr || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
   constexpr unsigned known =
-      CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED;
+    CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED;
   if ((flags & ~known) != 0) return CUDA_ERROR_INVALID_VALUE;
   int dev = 0;
   if (CUresult r = current_device(dev); r != CUDA_SUCCESS) return r;
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   if (bytes > SIZE_MAX - page) return CUDA_ERROR_OUT_OF_MEMORY;
   const std::size_t rounded = (bytes + page - 1) / page * page;
-  void* p = std::aligned_alloc(page, rounded);
+  void *p = std::aligned_alloc(page, rounded);
   if (p == nullptr) return CUDA_ERROR_OUT_OF_MEMORY;
   // Pinned, like the real driver's: every page resident from the start.
   // Code under test must never take a page fault on its staging buffers
@@ -141,8 +149,9 @@ CUresult Driver::host_alloc(void** pp, std::size_t bytes, unsigned flags) {
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::host_free(void* p) {
-  if (p == nullptr) return CUDA_SUCCESS;  // like cudaFreeHost(nullptr)
+CUresult Driver::host_free(void *p)
+{
+  if (p == nullptr) return CUDA_SUCCESS; // like cudaFreeHost(nullptr)
   // Implicitly synchronising, like the real one: no queued copy may still
   // be about to use the buffer.
   drain_streams(-1);
@@ -157,11 +166,12 @@ CUresult Driver::host_free(void* p) {
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::transfer(Transfer t, CUstream stream, bool async) {
+CUresult Driver::transfer(Transfer t, CUstream stream, bool async)
+{
   if (t.bytes != 0 && t.host == nullptr && t.kind != TransferKind::Memset)
     return CUDA_ERROR_INVALID_VALUE;
-  const bool run_inline = !async || stream == nullptr || stream == CU_STREAM_LEGACY ||
-                          stream == CU_STREAM_PER_THREAD;
+  const bool run_inline =
+    !async || stream == nullptr || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD;
   std::shared_ptr<Stream> s;
   if (run_inline) {
     if (CUresult r = current_device(t.device); r != CUDA_SUCCESS) return r;
@@ -177,14 +187,15 @@ CUresult Driver::transfer(Transfer t, CUstream stream, bool async) {
   // Counted now, in the caller's order; applied when it executes.
   if (t.kind != TransferKind::Memset) t.plan = faults_.plan_copy();
   if (run_inline) return execute(t, false);
-  const auto run = [](void* self, const void* payload) {
-    return static_cast<Driver*>(self)->execute(*static_cast<const Transfer*>(payload), true);
+  const auto run = [](void *self, const void *payload) {
+    return static_cast<Driver *>(self)->execute(*static_cast<const Transfer *>(payload), true);
   };
   if (!s->enqueue(+run, this, t)) return CUDA_ERROR_INVALID_HANDLE;
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::execute(const Transfer& t, bool on_worker) {
+CUresult Driver::execute(const Transfer &t, bool on_worker)
+{
   // The latency widens the window in which a caller that does not wait for
   // its copies can be caught reusing (or freeing) their host buffers.
   if (on_worker && cfg_.latency_us != 0 && faults_.sticky() == CUDA_SUCCESS)
@@ -202,25 +213,27 @@ CUresult Driver::execute(const Transfer& t, bool on_worker) {
     Transfer one = t;
     one.rows = 1;
     one.dptr = t.dptr + row * t.dev_pitch;
-    one.host = static_cast<std::byte*>(t.host) + row * t.host_pitch;
+    one.host = static_cast<std::byte *>(t.host) + row * t.host_pitch;
     one.bytes = t.width;
     if (CUresult r = move_bytes(one, on_worker); r != CUDA_SUCCESS) return r;
   }
   return CUDA_SUCCESS;
 }
 
-CUresult Driver::move_bytes(const Transfer& t, bool on_worker) {
+CUresult Driver::move_bytes(const Transfer &t, bool on_worker)
+{
   if (vmm_.va.in_window(t.dptr)) {
     const CUresult r = execute_vmm(t);
     if (on_worker)
       trace_note("worker ran %s dptr=0x%llx bytes=%zu: %s", t.api,
-                 static_cast<unsigned long long>(t.dptr), t.bytes, r == CUDA_SUCCESS ? "ok" : "refused");
+                 static_cast<unsigned long long>(t.dptr), t.bytes,
+                 r == CUDA_SUCCESS ? "ok" : "refused");
     return r;
   }
 
   std::uint64_t offset = 0;
-  Device* d = device_of(t.dptr, offset);
-  if (d == nullptr) return CUDA_ERROR_INVALID_VALUE;  // checked when issued; cannot happen
+  Device *d = device_of(t.dptr, offset);
+  if (d == nullptr) return CUDA_ERROR_INVALID_VALUE; // checked when issued; cannot happen
   std::shared_lock lk(d->mem_mu);
   // Checked again: the allocation may have gone between issue and now
   // (e.g. its primary context was released with the work still queued).
@@ -231,11 +244,11 @@ CUresult Driver::move_bytes(const Transfer& t, bool on_worker) {
                  t.api, static_cast<unsigned long long>(t.dptr), t.bytes);
     return CUDA_ERROR_INVALID_VALUE;
   }
-  std::byte* dev_bytes = d->base + offset;
+  std::byte *dev_bytes = d->base + offset;
   switch (t.kind) {
-    case TransferKind::HtoD: std::memcpy(dev_bytes, t.host, t.bytes); break;
-    case TransferKind::DtoH: std::memcpy(t.host, dev_bytes, t.bytes); break;
-    case TransferKind::Memset: std::memset(dev_bytes, t.value, t.bytes); break;
+  case TransferKind::HtoD: std::memcpy(dev_bytes, t.host, t.bytes); break;
+  case TransferKind::DtoH: std::memcpy(t.host, dev_bytes, t.bytes); break;
+  case TransferKind::Memset: std::memset(dev_bytes, t.value, t.bytes); break;
   }
   if (on_worker)
     trace_note("worker ran %s dptr=0x%llx bytes=%zu", t.api,
@@ -243,4 +256,4 @@ CUresult Driver::move_bytes(const Transfer& t, bool on_worker) {
   return CUDA_SUCCESS;
 }
 
-}  // namespace fakecuda
+} // namespace fakecuda

@@ -4,14 +4,15 @@
 
 namespace fakecuda {
 
-Stream::Stream(int device, unsigned flags)
-    : device_(device), flags_(flags), ring_(ring_capacity) {
+Stream::Stream(int device, unsigned flags) : device_(device), flags_(flags), ring_(ring_capacity)
+{
   worker_ = std::thread([this] { run(); });
 }
 
 Stream::~Stream() { shutdown(); }
 
-bool Stream::enqueue(const Op& op) {
+bool Stream::enqueue(const Op &op)
+{
   {
     std::unique_lock lk(mu_);
     done_cv_.wait(lk, [&] { return stopping_ || queued_ - started_ < ring_capacity; });
@@ -23,12 +24,14 @@ bool Stream::enqueue(const Op& op) {
   return true;
 }
 
-std::uint64_t Stream::last_queued() const {
+std::uint64_t Stream::last_queued() const
+{
   std::lock_guard lk(mu_);
   return queued_;
 }
 
-CUresult Stream::wait(std::uint64_t upto, bool take_error) {
+CUresult Stream::wait(std::uint64_t upto, bool take_error)
+{
   std::unique_lock lk(mu_);
   done_cv_.wait(lk, [&] { return completed_ >= upto; });
   if (!take_error || !failure_ || failure_->seq > upto) return CUDA_SUCCESS;
@@ -37,7 +40,8 @@ CUresult Stream::wait(std::uint64_t upto, bool take_error) {
   return code;
 }
 
-void Stream::shutdown() {
+void Stream::shutdown()
+{
   std::call_once(joined_, [this] {
     {
       std::lock_guard lk(mu_);
@@ -48,7 +52,8 @@ void Stream::shutdown() {
   });
 }
 
-void Stream::run() {
+void Stream::run()
+{
   std::unique_lock lk(mu_);
   for (;;) {
     work_cv_.wait(lk, [&] { return stopping_ || started_ < queued_; });
@@ -57,11 +62,11 @@ void Stream::run() {
     const Op op = ring_[started_ % ring_capacity];
     const std::uint64_t seq = ++started_;
     lk.unlock();
-    done_cv_.notify_all();  // room in the ring
+    done_cv_.notify_all(); // room in the ring
     CUresult result;
     try {
       result = op.run(op.context, op.payload);
-    } catch (const std::bad_alloc&) {
+    } catch (const std::bad_alloc &) {
       result = CUDA_ERROR_OUT_OF_MEMORY;
     } catch (...) {
       result = CUDA_ERROR_UNKNOWN;
@@ -73,14 +78,16 @@ void Stream::run() {
   }
 }
 
-void Event::record(std::shared_ptr<Stream> stream) {
+void Event::record(std::shared_ptr<Stream> stream)
+{
   const std::uint64_t marker = stream ? stream->last_queued() : 0;
   std::lock_guard lk(mu_);
   stream_ = std::move(stream);
   marker_ = marker;
 }
 
-CUresult Event::synchronize() {
+CUresult Event::synchronize()
+{
   std::shared_ptr<Stream> stream;
   std::uint64_t marker;
   {
@@ -92,4 +99,4 @@ CUresult Event::synchronize() {
   return stream->wait(marker, true);
 }
 
-}  // namespace fakecuda
+} // namespace fakecuda

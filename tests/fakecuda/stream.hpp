@@ -28,19 +28,19 @@
 namespace fakecuda {
 
 class Stream {
- public:
+public:
   static constexpr std::size_t payload_bytes = 192;
   static constexpr std::size_t ring_capacity = 1024;
   struct Op {
-    CUresult (*run)(void* context, const void* payload) = nullptr;
-    void* context = nullptr;
+    CUresult (*run)(void *context, const void *payload) = nullptr;
+    void *context = nullptr;
     alignas(std::max_align_t) unsigned char payload[payload_bytes];
   };
 
   Stream(int device, unsigned flags);
-  ~Stream();  // shutdown()
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
+  ~Stream(); // shutdown()
+  Stream(const Stream &) = delete;
+  Stream &operator=(const Stream &) = delete;
 
   int device() const { return device_; }
   unsigned flags() const { return flags_; }
@@ -49,7 +49,8 @@ class Stream {
   // being destroyed (a racing caller still holding the handle), in which
   // case nothing was queued.
   template <typename Payload>
-  bool enqueue(CUresult (*run)(void*, const void*), void* context, const Payload& payload) {
+  bool enqueue(CUresult (*run)(void *, const void *), void *context, const Payload &payload)
+  {
     static_assert(std::is_trivially_copyable_v<Payload> && sizeof(Payload) <= payload_bytes);
     Op op;
     op.run = run;
@@ -57,7 +58,7 @@ class Stream {
     std::memcpy(op.payload, &payload, sizeof payload);
     return enqueue(op);
   }
-  bool enqueue(const Op& op);
+  bool enqueue(const Op &op);
 
   // Sequence number of the last queued operation (0: none yet). An event
   // recorded now completes when everything up to it has run.
@@ -75,17 +76,17 @@ class Stream {
   // Runs what is queued, then stops and joins the worker. Idempotent.
   void shutdown();
 
- private:
+private:
   void run();
 
   const int device_;
   const unsigned flags_;
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;  // worker waits for ops / stop
-  std::condition_variable done_cv_;  // waiters wait for progress (and room)
-  std::vector<Op> ring_;             // ring_capacity entries, made once
-  std::uint64_t queued_ = 0;         // ops queued; op n is ring_[(n - 1) % capacity]
-  std::uint64_t started_ = 0;        // ops taken by the worker
+  std::condition_variable work_cv_; // worker waits for ops / stop
+  std::condition_variable done_cv_; // waiters wait for progress (and room)
+  std::vector<Op> ring_;            // ring_capacity entries, made once
+  std::uint64_t queued_ = 0;        // ops queued; op n is ring_[(n - 1) % capacity]
+  std::uint64_t started_ = 0;       // ops taken by the worker
   std::uint64_t completed_ = 0;
   struct Failure {
     std::uint64_t seq;
@@ -94,11 +95,11 @@ class Stream {
   std::optional<Failure> failure_;
   bool stopping_ = false;
   std::once_flag joined_;
-  std::thread worker_;  // last: started once everything above exists
+  std::thread worker_; // last: started once everything above exists
 };
 
 class Event {
- public:
+public:
   explicit Event(int device) : device_(device) {}
   int device() const { return device_; }
 
@@ -110,11 +111,11 @@ class Event {
   // from work before that point (and clears it). Never recorded: success.
   CUresult synchronize();
 
- private:
+private:
   const int device_;
   std::mutex mu_;
-  std::shared_ptr<Stream> stream_;  // keeps a destroyed stream's state readable
+  std::shared_ptr<Stream> stream_; // keeps a destroyed stream's state readable
   std::uint64_t marker_ = 0;
 };
 
-}  // namespace fakecuda
+} // namespace fakecuda

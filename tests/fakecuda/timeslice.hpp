@@ -20,18 +20,18 @@ struct Transfer;
 
 // True for the operations the real driver queues behind other contexts'
 // kernels.
-bool time_sliced(const Transfer& t);
+bool time_sliced(const Transfer &t);
 
 class TimesliceFile {
- public:
+public:
   // Empty path: disabled. Throws ConfigError if the file cannot be opened.
-  explicit TimesliceFile(const std::string& path);
+  explicit TimesliceFile(const std::string &path);
 
   // One line: the call and its size ("cuMemsetD8Async bytes=4096").
-  void note(const Transfer& t);
+  void note(const Transfer &t);
 
- private:
+private:
   LineFile file_;
 };
 
-}  // namespace fakecuda
+} // namespace fakecuda

@@ -16,7 +16,8 @@ std::atomic<bool> g_trace{false};
 bool trace_enabled() noexcept { return g_trace.load(std::memory_order_relaxed); }
 void set_trace_enabled(bool on) noexcept { g_trace.store(on, std::memory_order_relaxed); }
 
-void trace_call(const char* name, CUresult result, const char* args_fmt, ...) noexcept {
+void trace_call(const char *name, CUresult result, const char *args_fmt, ...) noexcept
+{
   if (!trace_enabled()) return;
   char args[256];
   va_list ap;
@@ -31,7 +32,8 @@ void trace_call(const char* name, CUresult result, const char* args_fmt, ...) no
   std::fputs(line, stderr);
 }
 
-void trace_note(const char* fmt, ...) noexcept {
+void trace_note(const char *fmt, ...) noexcept
+{
   if (!trace_enabled()) return;
   char text[384];
   va_list ap;
@@ -43,4 +45,4 @@ void trace_note(const char* fmt, ...) noexcept {
   std::fputs(line, stderr);
 }
 
-}  // namespace fakecuda
+} // namespace fakecuda

@@ -10,10 +10,10 @@ bool trace_enabled() noexcept;
 void set_trace_enabled(bool on) noexcept;
 
 // "fakecuda: [tid] name(<args>) = CUDA_..." when tracing is on.
-void trace_call(const char* name, CUresult result, const char* args_fmt, ...) noexcept
-    __attribute__((format(printf, 3, 4)));
+void trace_call(const char *name, CUresult result, const char *args_fmt, ...) noexcept
+  __attribute__((format(printf, 3, 4)));
 
 // Free-form trace line (used for work done by stream workers).
-void trace_note(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
+void trace_note(const char *fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
 
-}  // namespace fakecuda
+} // namespace fakecuda

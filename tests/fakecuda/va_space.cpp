@@ -5,10 +5,11 @@
 
 namespace fakecuda {
 
-std::optional<CUdeviceptr> VaSpace::reserve(std::uint64_t size, std::uint64_t alignment) {
+std::optional<CUdeviceptr> VaSpace::reserve(std::uint64_t size, std::uint64_t alignment)
+{
   if (size == 0 || size > size_ || alignment == 0 || (alignment & (alignment - 1)) != 0)
     return std::nullopt;
-  const std::uint64_t end = base_ + size_;  // no overflow: the window is fixed and low
+  const std::uint64_t end = base_ + size_; // no overflow: the window is fixed and low
   auto align_up = [alignment](std::uint64_t x) -> std::optional<std::uint64_t> {
     if (x > UINT64_MAX - (alignment - 1)) return std::nullopt;
     return (x + alignment - 1) & ~(alignment - 1);
@@ -26,14 +27,16 @@ std::optional<CUdeviceptr> VaSpace::reserve(std::uint64_t size, std::uint64_t al
   }
 }
 
-bool VaSpace::in_reservation(CUdeviceptr p) const {
+bool VaSpace::in_reservation(CUdeviceptr p) const
+{
   auto r = reservations_.upper_bound(p);
   if (r == reservations_.begin()) return false;
   --r;
   return p - r->first < r->second;
 }
 
-const char* VaSpace::unreserve(CUdeviceptr ptr, std::uint64_t size, std::size_t& mappings_inside) {
+const char *VaSpace::unreserve(CUdeviceptr ptr, std::uint64_t size, std::size_t &mappings_inside)
+{
   mappings_inside = 0;
   auto it = reservations_.find(ptr);
   if (it == reservations_.end()) return "not the start of a reservation";
@@ -45,7 +48,8 @@ const char* VaSpace::unreserve(CUdeviceptr ptr, std::uint64_t size, std::size_t&
   return nullptr;
 }
 
-const char* VaSpace::check_new_mapping(CUdeviceptr ptr, std::uint64_t size) const {
+const char *VaSpace::check_new_mapping(CUdeviceptr ptr, std::uint64_t size) const
+{
   if (size == 0 || size > UINT64_MAX - ptr) return "empty or wrapping range";
   auto r = reservations_.upper_bound(ptr);
   if (r == reservations_.begin()) return "not inside a reservation";
@@ -61,17 +65,20 @@ const char* VaSpace::check_new_mapping(CUdeviceptr ptr, std::uint64_t size) cons
   return nullptr;
 }
 
-const char* VaSpace::whole_mappings(CUdeviceptr ptr, std::uint64_t size,
-                                    std::vector<CUdeviceptr>& starts) const {
+const char *VaSpace::whole_mappings(CUdeviceptr ptr, std::uint64_t size,
+                                    std::vector<CUdeviceptr> &starts) const
+{
   starts.clear();
   if (size == 0 || size > UINT64_MAX - ptr) return "empty or wrapping range";
   const CUdeviceptr end = ptr + size;
   auto it = mappings_.find(ptr);
-  if (it == mappings_.end()) return "does not start at a mapping (a range must cover whole mappings)";
+  if (it == mappings_.end())
+    return "does not start at a mapping (a range must cover whole mappings)";
   CUdeviceptr at = ptr;
   while (at < end) {
     if (it == mappings_.end() || it->first != at) return "has a gap that is not mapped";
-    if (it->second.size > end - at) return "ends inside a mapping (a range must cover whole mappings)";
+    if (it->second.size > end - at)
+      return "ends inside a mapping (a range must cover whole mappings)";
     starts.push_back(at);
     at += it->second.size;
     ++it;
@@ -79,11 +86,12 @@ const char* VaSpace::whole_mappings(CUdeviceptr ptr, std::uint64_t size,
   return nullptr;
 }
 
-Mapping VaSpace::remove_mapping(CUdeviceptr start) {
+Mapping VaSpace::remove_mapping(CUdeviceptr start)
+{
   auto it = mappings_.find(start);
   Mapping m = it->second;
   mappings_.erase(it);
   return m;
 }
 
-}  // namespace fakecuda
+} // namespace fakecuda

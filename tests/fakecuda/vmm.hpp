@@ -19,8 +19,8 @@ struct PhysicalAllocation {
   int device;
   std::uint64_t region_offset;
   std::uint64_t size;
-  unsigned mappings = 0;  // live cuMemMap mappings of it
-  bool released = false;  // cuMemRelease was called; the handle is dead
+  unsigned mappings = 0; // live cuMemMap mappings of it
+  bool released = false; // cuMemRelease was called; the handle is dead
 };
 
 struct VmmState {
@@ -35,4 +35,4 @@ struct VmmState {
   VmmHandle next_handle = 0xc0de0001;
 };
 
-}  // namespace fakecuda
+} // namespace fakecuda

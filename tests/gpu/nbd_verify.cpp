@@ -54,15 +54,15 @@ Nbd connect(const std::string &uri)
 {
   Nbd h(nbd_create());
   if (!h) die(std::string("nbd_create: ") + nbd_get_error());
-  if (nbd_connect_uri(h.get(), uri.c_str()) == -1)
-    die("connect " + uri + ": " + nbd_get_error());
+  if (nbd_connect_uri(h.get(), uri.c_str()) == -1) die("connect " + uri + ": " + nbd_get_error());
   return h;
 }
 
 std::vector<Nbd> connect_all(const std::string &uri, unsigned n)
 {
   std::vector<Nbd> v;
-  for (unsigned i = 0; i < n; ++i) v.push_back(connect(uri));
+  for (unsigned i = 0; i < n; ++i)
+    v.push_back(connect(uri));
   return v;
 }
 
@@ -72,9 +72,12 @@ uint64_t arg_u64(int &i, int argc, char **argv)
   char *end = nullptr;
   uint64_t v = std::strtoull(argv[++i], &end, 0);
   switch (*end) {
-  case 'K': case 'k': v <<= 10; break;
-  case 'M': case 'm': v <<= 20; break;
-  case 'G': case 'g': v <<= 30; break;
+  case 'K':
+  case 'k': v <<= 10; break;
+  case 'M':
+  case 'm': v <<= 20; break;
+  case 'G':
+  case 'g': v <<= 30; break;
   case 0: break;
   default: die(std::string("bad number: ") + argv[i]);
   }
@@ -86,13 +89,16 @@ uint64_t arg_u64(int &i, int argc, char **argv)
 uint64_t pattern_word(uint64_t seed, uint64_t byte_offset)
 {
   uint64_t x = (byte_offset / 8) * 0x9e3779b97f4a7c15ULL ^ seed;
-  x ^= x >> 31; x *= 0xbf58476d1ce4e5b9ULL; x ^= x >> 29;
+  x ^= x >> 31;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 29;
   return x;
 }
 
 void fill_pattern(std::vector<uint64_t> &buf, uint64_t seed, uint64_t offset)
 {
-  for (size_t w = 0; w < buf.size(); ++w) buf[w] = pattern_word(seed, offset + w * 8);
+  for (size_t w = 0; w < buf.size(); ++w)
+    buf[w] = pattern_word(seed, offset + w * 8);
 }
 
 // Each connection works in its own slice of the span, all at once, so
@@ -119,8 +125,20 @@ int run_random(const std::string &uri, unsigned conns, uint64_t ops, uint64_t se
   for (unsigned t = 0; t < conns; ++t)
     threads.emplace_back([&, t] {
       std::mt19937_64 rng(seed * 1000 + t);
-      static const uint64_t sizes[] = {1, 2, 3, 7, 512, 4096, 4097, 28 << 10, (32 << 10) - 1,
-                                       65536, 131072 + 3, 1 << 20, (1 << 20) + 1, 4 << 20};
+      static const uint64_t sizes[] = {1,
+                                       2,
+                                       3,
+                                       7,
+                                       512,
+                                       4096,
+                                       4097,
+                                       28 << 10,
+                                       (32 << 10) - 1,
+                                       65536,
+                                       131072 + 3,
+                                       1 << 20,
+                                       (1 << 20) + 1,
+                                       4 << 20};
       const uint64_t base = t * slice;
       std::vector<uint8_t> buf;
       nbd_handle *h = writers[t].get();
@@ -144,13 +162,15 @@ int run_random(const std::string &uri, unsigned conns, uint64_t ops, uint64_t se
           continue;
         }
         buf.resize(len);
-        for (auto &b : buf) b = static_cast<uint8_t>(rng() | 1); // no zero bytes
+        for (auto &b : buf)
+          b = static_cast<uint8_t>(rng() | 1); // no zero bytes
         if (nbd_pwrite(h, buf.data(), len, off, 0) == -1)
           die("write " + std::to_string(len) + "@" + std::to_string(off) + ": " + nbd_get_error());
         std::memcpy(shadow.data() + off, buf.data(), len);
       }
     });
-  for (auto &th : threads) th.join();
+  for (auto &th : threads)
+    th.join();
   for (auto &w : writers)
     if (nbd_flush(w.get(), 0) == -1) die(std::string("flush: ") + nbd_get_error());
 
@@ -161,14 +181,16 @@ int run_random(const std::string &uri, unsigned conns, uint64_t ops, uint64_t se
       die(std::string("read back: ") + nbd_get_error());
     if (std::memcmp(back.data(), shadow.data() + off, n) != 0) {
       uint64_t j = 0;
-      while (back[j] == shadow[off + j]) ++j;
+      while (back[j] == shadow[off + j])
+        ++j;
       std::fprintf(stderr, "nbd-verify: MISMATCH at byte %" PRIu64 "\n", off + j);
       return 1;
     }
   }
   std::printf("random: %" PRIu64 " requests (%" PRIu64 " zeroes, %" PRIu64 " trims) over %" PRIu64
               " bytes through %u connections at once, read back through another: "
-              "all bytes match\n", ops, zeroes.load(), trims.load(), span, conns);
+              "all bytes match\n",
+              ops, zeroes.load(), trims.load(), span, conns);
   return 0;
 }
 
@@ -179,8 +201,10 @@ int run_semantics(const std::string &uri)
   const int64_t size = nbd_get_size(h.get());
   if (size < (16 << 20)) die("semantics needs an export of at least 16 MiB");
   for (auto [name, can] : {std::pair{"multi_conn", nbd_can_multi_conn(h.get())},
-                           {"fua", nbd_can_fua(h.get())}, {"trim", nbd_can_trim(h.get())},
-                           {"zero", nbd_can_zero(h.get())}, {"fast_zero", nbd_can_fast_zero(h.get())},
+                           {"fua", nbd_can_fua(h.get())},
+                           {"trim", nbd_can_trim(h.get())},
+                           {"zero", nbd_can_zero(h.get())},
+                           {"fast_zero", nbd_can_fast_zero(h.get())},
                            {"flush", nbd_can_flush(h.get())}})
     if (can != 1) die(std::string("export does not advertise ") + name);
   const uint64_t len = 8 << 20;
@@ -189,14 +213,13 @@ int run_semantics(const std::string &uri)
     die(std::string("FUA write: ") + nbd_get_error());
   if (nbd_zero(h.get(), 1 << 20, 4096 + 512, LIBNBD_CMD_FLAG_FAST_ZERO) == -1)
     die(std::string("zero: ") + nbd_get_error());
-  if (nbd_trim(h.get(), 2 << 20, 4 << 20, 0) == -1)
-    die(std::string("trim: ") + nbd_get_error());
+  if (nbd_trim(h.get(), 2 << 20, 4 << 20, 0) == -1) die(std::string("trim: ") + nbd_get_error());
   if (nbd_flush(h.get(), 0) == -1) die(std::string("flush: ") + nbd_get_error());
   if (nbd_pread(other.get(), back.data(), len, 0, 0) == -1)
     die(std::string("read: ") + nbd_get_error());
   for (uint64_t i = 0; i < len; ++i) {
-    const bool zeroed = (i >= 4096 + 512 && i < 4096 + 512 + (1 << 20)) ||
-                        (i >= (4 << 20) && i < (6 << 20));
+    const bool zeroed =
+      (i >= 4096 + 512 && i < 4096 + 512 + (1 << 20)) || (i >= (4 << 20) && i < (6 << 20));
     if (back[i] != (zeroed ? 0 : 0xa5)) {
       std::fprintf(stderr, "nbd-verify: byte %" PRIu64 " is %u, expected %u\n", i, back[i],
                    zeroed ? 0u : 0xa5u);
@@ -215,7 +238,8 @@ int run_soak(const std::string &uri, unsigned conns, uint64_t bytes, uint64_t bl
   if (bytes > static_cast<uint64_t>(size)) die("--bytes is larger than the export");
   const uint64_t blocks = bytes / block;
   std::vector<uint64_t> order(blocks);
-  for (uint64_t i = 0; i < blocks; ++i) order[i] = i;
+  for (uint64_t i = 0; i < blocks; ++i)
+    order[i] = i;
   std::shuffle(order.begin(), order.end(), std::mt19937_64(seed));
 
   auto phase = [&](bool writing, unsigned shift) {
@@ -241,7 +265,8 @@ int run_soak(const std::string &uri, unsigned conns, uint64_t bytes, uint64_t bl
           }
         }
       });
-    for (auto &th : threads) th.join();
+    for (auto &th : threads)
+      th.join();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("soak %s: %" PRIu64 " bytes in %.2f s (%.2f GB/s) through %u connections\n",
                 writing ? "write" : "verify", blocks * block, s, blocks * block / s / 1e9, conns);
@@ -304,8 +329,9 @@ int main(int argc, char **argv)
   if (conns == 0 || block == 0 || block % 8 || zero_pct > 100)
     die("bad --connections, --block or --zero-pct");
   if (mode == "semantics") return run_semantics(uri);
-  if (mode == "random") return run_random(uri, static_cast<unsigned>(conns), ops, seed, span,
-                                           static_cast<unsigned>(zero_pct));
+  if (mode == "random")
+    return run_random(uri, static_cast<unsigned>(conns), ops, seed, span,
+                      static_cast<unsigned>(zero_pct));
   if (mode == "soak") {
     if (!bytes) die("soak needs --bytes");
     return run_soak(uri, static_cast<unsigned>(conns), bytes, block, seed);

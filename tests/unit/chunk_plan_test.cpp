@@ -1,13 +1,10 @@
-#include "chunk_plan.hpp"
+#include "store/chunk_plan.hpp"
 
 #include <gtest/gtest.h>
 
 using namespace vram;
 
-TEST(ChunkPlan, EmptyRequestHasNoChunks)
-{
-  EXPECT_EQ(ChunkPlan(0, 4096).count(), 0u);
-}
+TEST(ChunkPlan, EmptyRequestHasNoChunks) { EXPECT_EQ(ChunkPlan(0, 4096).count(), 0u); }
 
 TEST(ChunkPlan, SmallRequestIsOneChunk)
 {

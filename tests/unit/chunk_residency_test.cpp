@@ -1,6 +1,6 @@
 // The bookkeeping behind allocation=lazy: map on first write, release on
 // full trim, partial trims, zero, and many writers and trimmers at once.
-#include "chunk_residency.hpp"
+#include "lazy/chunk_residency.hpp"
 
 #include <gtest/gtest.h>
 
@@ -29,8 +29,7 @@ struct FakeGpu {
   auto map()
   {
     return [this](size_t c) {
-      if (fail_map != CUDA_SUCCESS)
-        return fail_map;
+      if (fail_map != CUDA_SUCCESS) return fail_map;
       EXPECT_FALSE(mapped[c].exchange(true)) << "chunk " << c << " mapped twice";
       ++maps;
       return CUDA_SUCCESS;
@@ -44,8 +43,7 @@ struct FakeGpu {
   {
     return [this](size_t c, bool &gone) {
       gone = false;
-      if (fail_unmap != CUDA_SUCCESS)
-        return fail_unmap;
+      if (fail_unmap != CUDA_SUCCESS) return fail_unmap;
       EXPECT_TRUE(mapped[c].exchange(false)) << "chunk " << c << " unmapped twice";
       ++unmaps;
       gone = true;
@@ -55,8 +53,7 @@ struct FakeGpu {
   auto copy(size_t c)
   {
     return [this, c] {
-      if (!mapped[c])
-        ++copies_on_unmapped;
+      if (!mapped[c]) ++copies_on_unmapped;
       return CUDA_SUCCESS;
     };
   }
@@ -79,10 +76,12 @@ CUresult clear(ChunkResidency &r, FakeGpu &g, uint64_t offset, uint64_t length)
 bool reads_from_vram(ChunkResidency &r, uint64_t offset)
 {
   bool from_vram = false;
-  EXPECT_EQ(r.read(offset, 1, [&](bool mapped) {
-    from_vram = mapped;
-    return CUDA_SUCCESS;
-  }), CUDA_SUCCESS);
+  EXPECT_EQ(r.read(offset, 1,
+                   [&](bool mapped) {
+                     from_vram = mapped;
+                     return CUDA_SUCCESS;
+                   }),
+            CUDA_SUCCESS);
   return from_vram;
 }
 
@@ -106,10 +105,12 @@ TEST(ChunkResidency, Geometry)
   EXPECT_EQ(pieces, expected);
   // An error stops the walk.
   int calls = 0;
-  EXPECT_EQ(r.for_each_piece(0, 10 * MiB, [&](uint64_t, uint64_t, size_t) {
-    ++calls;
-    return CUDA_ERROR_ILLEGAL_ADDRESS;
-  }), CUDA_ERROR_ILLEGAL_ADDRESS);
+  EXPECT_EQ(r.for_each_piece(0, 10 * MiB,
+                             [&](uint64_t, uint64_t, size_t) {
+                               ++calls;
+                               return CUDA_ERROR_ILLEGAL_ADDRESS;
+                             }),
+            CUDA_ERROR_ILLEGAL_ADDRESS);
   EXPECT_EQ(calls, 1);
 }
 
@@ -208,7 +209,14 @@ TEST(ChunkResidency, ClearOfUnmappedChunkDoesNothing)
   ChunkResidency r(8 * MiB, 4 * MiB);
   FakeGpu g(r.chunks());
   int zeroed = 0;
-  ASSERT_EQ(r.clear(0, 4 * MiB, [&] { ++zeroed; return CUDA_SUCCESS; }, g.unmap()), CUDA_SUCCESS);
+  ASSERT_EQ(r.clear(
+              0, 4 * MiB,
+              [&] {
+                ++zeroed;
+                return CUDA_SUCCESS;
+              },
+              g.unmap()),
+            CUDA_SUCCESS);
   EXPECT_EQ(zeroed, 0);
   EXPECT_EQ(g.unmaps, 0);
 }
@@ -219,7 +227,11 @@ TEST(ChunkResidency, FailedMapMarksNothingAndIsReturned)
   FakeGpu g(r.chunks());
   g.fail_map = CUDA_ERROR_OUT_OF_MEMORY;
   int copies = 0;
-  EXPECT_EQ(r.write(0, B, g.map(), [&] { ++copies; return CUDA_SUCCESS; }),
+  EXPECT_EQ(r.write(0, B, g.map(),
+                    [&] {
+                      ++copies;
+                      return CUDA_SUCCESS;
+                    }),
             CUDA_ERROR_OUT_OF_MEMORY);
   EXPECT_EQ(copies, 0);
   EXPECT_FALSE(r.mapped(0));
@@ -234,7 +246,8 @@ TEST(ChunkResidency, FailedZeroKeepsTheBlocks)
   ChunkResidency r(4 * MiB, 4 * MiB);
   FakeGpu g(r.chunks());
   ASSERT_EQ(write(r, g, 0, B), CUDA_SUCCESS);
-  EXPECT_EQ(r.clear(0, B, [] { return CUDA_ERROR_LAUNCH_FAILED; }, g.unmap()),
+  EXPECT_EQ(r.clear(
+              0, B, [] { return CUDA_ERROR_LAUNCH_FAILED; }, g.unmap()),
             CUDA_ERROR_LAUNCH_FAILED);
   EXPECT_EQ(r.live_blocks(0), 1u);
   EXPECT_TRUE(r.mapped(0));
@@ -267,10 +280,8 @@ TEST(ChunkResidency, ConcurrentWritersAndTrimmersOnOneChunk)
         // Mostly chunk 0, sometimes straddling into chunk 1.
         const uint64_t offset = (rng() % 600) * B;
         const uint64_t length = (1 + rng() % 4) * B - (rng() % 2) * 7;
-        if (t % 2 == 0)
-          ASSERT_EQ(write(r, g, offset, length), CUDA_SUCCESS);
-        else
-          ASSERT_EQ(clear(r, g, offset, length), CUDA_SUCCESS);
+        if (t % 2 == 0) ASSERT_EQ(write(r, g, offset, length), CUDA_SUCCESS);
+        else ASSERT_EQ(clear(r, g, offset, length), CUDA_SUCCESS);
       }
     });
   for (auto &th : threads)

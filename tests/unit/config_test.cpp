@@ -1,5 +1,5 @@
 #include "byte_size.hpp"
-#include "config.hpp"
+#include "config/config.hpp"
 #include "make_config.hpp"
 
 #include <gtest/gtest.h>
@@ -12,8 +12,7 @@ using test::make_config;
 using test::Params;
 
 // The message must name the parameter and say what is accepted.
-void expect_error(Params kv,
-                  const std::string &mentions)
+void expect_error(Params kv, const std::string &mentions)
 {
   try {
     make_config(kv);
@@ -50,13 +49,17 @@ TEST(Config, ShareGpu)
   EXPECT_EQ(make_config({{"size", "1G"}, {"share-gpu", "yes"}}).share_gpu, ShareGpu::yes);
   EXPECT_EQ(make_config({{"size", "1G"}, {"share-gpu", "no"}}).share_gpu, ShareGpu::no);
   EXPECT_EQ(make_config({{"size", "1G"}, {"share-gpu", "auto"}}).share_gpu, ShareGpu::automatic);
-  expect_error({{"size", "1G"}, {"share-gpu", "sometimes"}}, "share-gpu=sometimes: expected 'auto'");
+  expect_error({{"size", "1G"}, {"share-gpu", "sometimes"}},
+               "share-gpu=sometimes: expected 'auto'");
 }
 
 TEST(Config, LazyParameters)
 {
-  const Config c = make_config({{"size", "7G"}, {"allocation", "lazy"}, {"lazy-chunk", "64M"},
-                                {"status-file", "/run/x.status"}, {"lazy-spare", "0"}});
+  const Config c = make_config({{"size", "7G"},
+                                {"allocation", "lazy"},
+                                {"lazy-chunk", "64M"},
+                                {"status-file", "/run/x.status"},
+                                {"lazy-spare", "0"}});
   EXPECT_EQ(c.allocation, Allocation::lazy);
   EXPECT_EQ(c.lazy_chunk, 64 * MiB);
   EXPECT_EQ(c.lazy_spare, 0u);
@@ -72,10 +75,16 @@ TEST(Config, AutoAndMax)
 
 TEST(Config, EveryParameter)
 {
-  const Config c = make_config({{"size", "auto"}, {"reserve", "2G"}, {"step", "256M"},
-                          {"min-size", "1G"}, {"device", "GPU-8a3c1f2e-0b4d-4e5f-9a6b-7c8d9e0f1a2b"},
-                          {"lanes", "8"}, {"chunk-size", "1M"}, {"swap-safety", "require"},
-                          {"init-timeout", "0"}, {"wait", "block"}});
+  const Config c = make_config({{"size", "auto"},
+                                {"reserve", "2G"},
+                                {"step", "256M"},
+                                {"min-size", "1G"},
+                                {"device", "GPU-8a3c1f2e-0b4d-4e5f-9a6b-7c8d9e0f1a2b"},
+                                {"lanes", "8"},
+                                {"chunk-size", "1M"},
+                                {"swap-safety", "require"},
+                                {"init-timeout", "0"},
+                                {"wait", "block"}});
   EXPECT_EQ(*c.reserve, 2 * GiB);
   EXPECT_EQ(c.step, 256 * MiB);
   EXPECT_EQ(*c.min_size, 1 * GiB);

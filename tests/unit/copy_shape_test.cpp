@@ -1,4 +1,4 @@
-#include "copy_shape.hpp"
+#include "store/copy_shape.hpp"
 
 #include <gtest/gtest.h>
 
@@ -31,10 +31,7 @@ void expect_covers_on_copy_engines(uint64_t length)
 
 } // namespace
 
-TEST(CopyShape, NothingToCopy)
-{
-  EXPECT_EQ(copy_shape(0).count, 0u);
-}
+TEST(CopyShape, NothingToCopy) { EXPECT_EQ(copy_shape(0).count, 0u); }
 
 TEST(CopyShape, APageIsTwoRowsOfHalfAPage)
 {

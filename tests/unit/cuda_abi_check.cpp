@@ -89,7 +89,8 @@ static_assert(std::is_same_v<nv_t<ours::CUcontext>, ::CUcontext>);
 static_assert(std::is_same_v<nv_t<ours::CUstream>, ::CUstream>);
 static_assert(std::is_same_v<nv_t<ours::CUevent>, ::CUevent>);
 static_assert(std::is_same_v<nv_t<ours::CUarray>, ::CUarray>);
-static_assert(sizeof(ours::CUuuid) == sizeof(::CUuuid) && alignof(ours::CUuuid) == alignof(::CUuuid));
+static_assert(sizeof(ours::CUuuid) == sizeof(::CUuuid) &&
+              alignof(ours::CUuuid) == alignof(::CUuuid));
 static_assert(offsetof(ours::CUuuid, bytes) == offsetof(::CUuuid, bytes));
 static_assert(std::is_same_v<decltype(ours::CUuuid::bytes), decltype(::CUuuid::bytes)>);
 
@@ -97,7 +98,7 @@ static_assert(std::is_same_v<decltype(ours::CUuuid::bytes), decltype(::CUuuid::b
 
 #define VRAM_SAME_ENUM(T)                                                                          \
   static_assert(sizeof(ours::T) == sizeof(::T) &&                                                  \
-                std::is_same_v<std::underlying_type_t<ours::T>, std::underlying_type_t<::T>>,     \
+                  std::is_same_v<std::underlying_type_t<ours::T>, std::underlying_type_t<::T>>,    \
                 #T " has another size or underlying type")
 VRAM_SAME_ENUM(CUresult);
 VRAM_SAME_ENUM(CUdevice_attribute);
@@ -227,11 +228,11 @@ static_assert(before::host_writecombined == CU_MEMHOSTALLOC_WRITECOMBINED);
 // ---- Structures ----------------------------------------------------------------
 
 #define VRAM_SAME_SHAPE(S)                                                                         \
-  static_assert(sizeof(ours::S) == sizeof(::S) && alignof(ours::S) == alignof(::S),               \
+  static_assert(sizeof(ours::S) == sizeof(::S) && alignof(ours::S) == alignof(::S),                \
                 #S " has another size or alignment")
 #define VRAM_SAME_FIELD(S, f)                                                                      \
   static_assert(offsetof(ours::S, f) == offsetof(::S, f) &&                                        \
-                std::is_same_v<nv_t<decltype(ours::S::f)>, decltype(::S::f)>,                     \
+                  std::is_same_v<nv_t<decltype(ours::S::f)>, decltype(::S::f)>,                    \
                 #S "::" #f " has another offset or type")
 
 VRAM_SAME_SHAPE(CUDA_MEMCPY2D);

@@ -1,4 +1,4 @@
-#include "device_selector.hpp"
+#include "config/device_selector.hpp"
 
 #include <gtest/gtest.h>
 

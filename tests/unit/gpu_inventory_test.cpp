@@ -1,4 +1,4 @@
-#include "gpu_inventory.hpp"
+#include "cuda/gpu_inventory.hpp"
 
 #include <gtest/gtest.h>
 
@@ -86,8 +86,9 @@ TEST(Inventory, SelectsByIndexUuidAndPci)
   const Inventory inv = two_gpus();
   std::string error;
   EXPECT_EQ(select_gpu(inv, *parse_device_selector("1"), error), &inv.gpus[1]);
-  EXPECT_EQ(select_gpu(inv, *parse_device_selector("GPU-8a3c1f2e-0b4d-4e5f-9a6b-7c8d9e0f1a2c"), error),
-            &inv.gpus[1]);
+  EXPECT_EQ(
+    select_gpu(inv, *parse_device_selector("GPU-8a3c1f2e-0b4d-4e5f-9a6b-7c8d9e0f1a2c"), error),
+    &inv.gpus[1]);
   EXPECT_EQ(select_gpu(inv, *parse_device_selector("00000000:41:00.0"), error), &inv.gpus[1]);
   EXPECT_EQ(select_gpu(inv, *parse_device_selector("0000:01:00.0"), error), &inv.gpus[0]);
 }
@@ -98,7 +99,8 @@ TEST(Inventory, NoMatchListsTheGpusThatExist)
   std::string error;
   EXPECT_EQ(select_gpu(inv, *parse_device_selector("2"), error), nullptr);
   EXPECT_NE(error.find("device=2: no such GPU, this machine has 2 GPUs (device=0 to 1)"),
-            std::string::npos) << error;
+            std::string::npos)
+    << error;
   EXPECT_NE(error.find("NVIDIA H100 80GB HBM3"), std::string::npos) << error;
   EXPECT_EQ(select_gpu(inv, *parse_device_selector("0000:02:00.0"), error), nullptr);
   EXPECT_NE(error.find("no GPU has this PCI bus id"), std::string::npos) << error;

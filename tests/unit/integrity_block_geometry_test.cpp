@@ -84,8 +84,8 @@ TEST(IntegrityBlockGeometry, SpansPartitionEveryRequest)
   for (uint64_t off = 0; off < g.export_size(); ++off)
     for (uint64_t len = 1; off + len <= g.export_size(); ++len) {
       const BlockSpan s = g.span(off, len);
-      uint64_t covered = s.full_count() + (s.first_partial ? 1 : 0) +
-                         (s.separate_last_partial() ? 1 : 0);
+      uint64_t covered =
+        s.full_count() + (s.first_partial ? 1 : 0) + (s.separate_last_partial() ? 1 : 0);
       ASSERT_EQ(covered, s.count()) << off << "+" << len;
       ASSERT_LE(g.block(s.first).offset, off);
       ASSERT_GE(g.block(s.last).end(), off + len);

@@ -37,8 +37,7 @@ struct Fixture : ::testing::Test {
   void write(uint64_t off, std::span<const std::byte> data, int expect = 0)
   {
     ASSERT_EQ(exp.write(disk, data, off, {}), expect) << "write " << data.size() << "@" << off;
-    if (expect == 0)
-      std::copy(data.begin(), data.end(), shadow.begin() + static_cast<long>(off));
+    if (expect == 0) std::copy(data.begin(), data.end(), shadow.begin() + static_cast<long>(off));
   }
 
   // Reads and compares with what was written; returns the error.
@@ -50,7 +49,8 @@ struct Fixture : ::testing::Test {
       EXPECT_TRUE(std::equal(got.begin(), got.end(), shadow.begin() + static_cast<long>(off)))
         << "read " << len << "@" << off << " returned wrong data";
     } else {
-      EXPECT_TRUE(std::all_of(got.begin(), got.end(), [](std::byte b) { return b == std::byte{0}; }))
+      EXPECT_TRUE(
+        std::all_of(got.begin(), got.end(), [](std::byte b) { return b == std::byte{0}; }))
         << "a failed read left data in the buffer";
     }
     return err;
@@ -200,11 +200,10 @@ TEST_F(IntegrityCheckedExport, ZeroAndTrimAlignedAndUnaligned)
     bool trim;
     uint64_t off, len;
   };
-  for (const Case c : {Case{false, 4096, 4096}, Case{true, 8192, 3 * 4096},
-                       Case{false, 100, 50}, Case{true, 20 * 4096 + 5, 4 * 4096},
-                       Case{false, kSize - 1500, 1500}, Case{true, 30 * 4096 - 1, 2}}) {
-    const int err = c.trim ? exp.trim(disk, c.len, c.off, false)
-                           : exp.zero(disk, c.len, c.off, {});
+  for (const Case c : {Case{false, 4096, 4096}, Case{true, 8192, 3 * 4096}, Case{false, 100, 50},
+                       Case{true, 20 * 4096 + 5, 4 * 4096}, Case{false, kSize - 1500, 1500},
+                       Case{true, 30 * 4096 - 1, 2}}) {
+    const int err = c.trim ? exp.trim(disk, c.len, c.off, false) : exp.zero(disk, c.len, c.off, {});
     ASSERT_EQ(err, 0);
     std::fill_n(shadow.begin() + static_cast<long>(c.off), c.len, std::byte{0});
     if (c.trim) {
@@ -368,16 +367,13 @@ TEST(IntegrityCheckedExportConcurrency, NoFalseAlarmsUnderRacingRequests)
           if (exp.write(disk, std::span(data).subspan(0, len - skew), off + skew, {}) != 0)
             ++failures;
         } else if (op == 3) {
-          if (exp.zero(disk, len - 100, off + 50, {}) != 0)
-            ++failures;
+          if (exp.zero(disk, len - 100, off + 50, {}) != 0) ++failures;
         } else if (op == 4) {
-          if (exp.trim(disk, len, off, false) != 0)
-            ++failures;
+          if (exp.trim(disk, len, off, false) != 0) ++failures;
         } else {
           std::vector<std::byte> got(len);
           const uint64_t skew = rng() % 2 ? 0 : 1 + rng() % 4000;
-          if (exp.read(disk, std::span(got).subspan(0, len - skew), off + skew) != 0)
-            ++failures;
+          if (exp.read(disk, std::span(got).subspan(0, len - skew), off + skew) != 0) ++failures;
         }
       }
     });

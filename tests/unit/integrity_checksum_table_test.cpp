@@ -45,8 +45,7 @@ TEST(IntegrityChecksumTable, LockedWhenAllowed)
 {
   ChecksumTable t(BlockGeometry(64 << 20, 4096), MlockPolicy::attempt, "test table");
   EXPECT_EQ(t.bytes(), ChecksumTable::bytes_for(16384));
-  if (!t.locked())
-    GTEST_SKIP() << "mlock not permitted here: " << t.not_locked_reason();
+  if (!t.locked()) GTEST_SKIP() << "mlock not permitted here: " << t.not_locked_reason();
   EXPECT_TRUE(t.not_locked_reason().empty());
 }
 

@@ -28,10 +28,8 @@ using Impl = uint32_t (*)(std::span<const std::byte>, uint32_t);
 
 std::vector<std::pair<const char *, Impl>> implementations()
 {
-  std::vector<std::pair<const char *, Impl>> v{{"portable", crc32c_portable},
-                                               {"dispatch", crc32c}};
-  if (crc32c_hardware_available())
-    v.emplace_back("sse4.2", crc32c_hardware);
+  std::vector<std::pair<const char *, Impl>> v{{"portable", crc32c_portable}, {"dispatch", crc32c}};
+  if (crc32c_hardware_available()) v.emplace_back("sse4.2", crc32c_hardware);
   return v;
 }
 
@@ -58,8 +56,7 @@ TEST(IntegrityCrc32c, KnownVectors)
 
 TEST(IntegrityCrc32c, HardwareMatchesPortableOnEveryLengthAndAlignment)
 {
-  if (!crc32c_hardware_available())
-    GTEST_SKIP() << "no SSE4.2 on this CPU";
+  if (!crc32c_hardware_available()) GTEST_SKIP() << "no SSE4.2 on this CPU";
   const auto data = random_bytes(3 * 4096 + 64, 7);
   // Every length around the run sizes (3 x 168, 3 x 1360) and block sizes.
   for (size_t len = 0; len <= 3 * 4096; len += (len < 600 || (len > 4000 && len < 4200)) ? 1 : 37)
@@ -71,8 +68,7 @@ TEST(IntegrityCrc32c, HardwareMatchesPortableOnEveryLengthAndAlignment)
 
 TEST(IntegrityCrc32c, HardwareMatchesPortableOnRandomBuffers)
 {
-  if (!crc32c_hardware_available())
-    GTEST_SKIP() << "no SSE4.2 on this CPU";
+  if (!crc32c_hardware_available()) GTEST_SKIP() << "no SSE4.2 on this CPU";
   std::mt19937_64 rng(11);
   for (int i = 0; i < 100; ++i) {
     const size_t len = rng() % (1 << 20);

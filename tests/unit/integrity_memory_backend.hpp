@@ -10,8 +10,8 @@
 #include <cstring>
 #include <mutex>
 #include <string>
-#include <utility>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace integrity_test {
@@ -34,8 +34,7 @@ public:
   int read(std::span<std::byte> b, uint64_t off) override
   {
     ++reads;
-    if (fail_reads)
-      return EIO;
+    if (fail_reads) return EIO;
     copy(b.data(), data_.data() + off, b.size());
     return 0;
   }
@@ -57,10 +56,8 @@ public:
   {
     ++zeroes;
     last_flags = f;
-    if (refuse_fast_zero && f.fast_zero)
-      return ENOTSUP;
-    if (fail_zeroes)
-      return EIO;
+    if (refuse_fast_zero && f.fast_zero) return ENOTSUP;
+    if (fail_zeroes) return EIO;
     std::memset(data_.data() + off, 0, len);
     return 0;
   }
@@ -87,8 +84,9 @@ private:
       // well-defined (and visible to ThreadSanitizer as intended races
       // only if the filter's locking is wrong).
       for (size_t j = i; j < std::min(n, i + 512); ++j)
-        std::atomic_ref<std::byte>(dst[j]).store(std::atomic_ref<std::byte>(
-          const_cast<std::byte &>(src[j])).load(std::memory_order_relaxed),
+        std::atomic_ref<std::byte>(dst[j]).store(
+          std::atomic_ref<std::byte>(const_cast<std::byte &>(src[j]))
+            .load(std::memory_order_relaxed),
           std::memory_order_relaxed);
       std::this_thread::yield();
     }
@@ -140,8 +138,7 @@ private:
     const std::lock_guard lock(mutex());
     std::vector<std::string> out;
     for (const auto &[l, m] : lines())
-      if (l == level)
-        out.push_back(m);
+      if (l == level) out.push_back(m);
     return out;
   }
 };

@@ -28,9 +28,14 @@ TEST(IntegritySettings, Defaults)
 
 TEST(IntegritySettings, BlockSizes)
 {
-  for (auto [text, bytes] : std::initializer_list<std::pair<const char *, uint32_t>>{
-         {"512", 512}, {"4096", 4096}, {"4K", 4096}, {"4k", 4096}, {"64K", 65536},
-         {"1M", 1u << 20}, {"1048576", 1u << 20}}) {
+  for (auto [text, bytes] :
+       std::initializer_list<std::pair<const char *, uint32_t>>{{"512", 512},
+                                                                {"4096", 4096},
+                                                                {"4K", 4096},
+                                                                {"4k", 4096},
+                                                                {"64K", 65536},
+                                                                {"1M", 1u << 20},
+                                                                {"1048576", 1u << 20}}) {
     Settings s;
     apply_setting(s, "integrity-block-size", text);
     EXPECT_EQ(s.block_size, bytes) << text;

@@ -94,10 +94,18 @@ TEST(IntegrityStripeLocks, WrappingAndHugeSpansTakeEachStripeOnce)
   // std::shared_mutex would deadlock (or abort) if a guard locked a
   // stripe twice: these complete only if each stripe is taken once.
   const StripeLocks locks(16);
-  { const auto g = locks.exclusive(14, 17); } // stripes 14, 15, 0, 1
-  { const auto g = locks.exclusive(0, 15); }   // all
-  { const auto g = locks.exclusive(5, 100); }  // more blocks than stripes
-  { const auto g = locks.exclusive(15, 30); }  // 16 blocks, wrapping: all
+  {
+    const auto g = locks.exclusive(14, 17);
+  } // stripes 14, 15, 0, 1
+  {
+    const auto g = locks.exclusive(0, 15);
+  } // all
+  {
+    const auto g = locks.exclusive(5, 100);
+  } // more blocks than stripes
+  {
+    const auto g = locks.exclusive(15, 30);
+  } // 16 blocks, wrapping: all
   const auto g = locks.exclusive(14, 17);
   EXPECT_TRUE(completes_while_held([&] { const auto h = locks.exclusive(2, 13); }));
 }
@@ -120,15 +128,13 @@ TEST(IntegrityStripeLocks, ManyThreadsRandomSpansNeverDeadlockAndExcludeCorrectl
         if (rng() % 2) {
           const auto g = locks.exclusive(first, last);
           for (uint64_t b = first; b <= last; ++b)
-            if (inside[b].exchange(-1) != 0)
-              violation = true;
+            if (inside[b].exchange(-1) != 0) violation = true;
           for (uint64_t b = first; b <= last; ++b)
             inside[b] = 0;
         } else {
           const auto g = locks.shared(first, last);
           for (uint64_t b = first; b <= last; ++b)
-            if (inside[b].load() < 0)
-              violation = true;
+            if (inside[b].load() < 0) violation = true;
         }
       }
     });

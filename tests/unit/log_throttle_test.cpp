@@ -42,8 +42,7 @@ TEST(LogThrottle, ConcurrentCallersLetExactlyOneThrough)
   for (int i = 0; i < 8; ++i)
     threads.emplace_back([&] {
       for (int j = 0; j < 1000; ++j)
-        if (t.admit())
-          ++admitted;
+        if (t.admit()) ++admitted;
     });
   for (auto &th : threads)
     th.join();

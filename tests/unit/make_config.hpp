@@ -1,7 +1,7 @@
 // Builds a Config from key=value pairs, as nbdkit would pass them.
 #pragma once
 
-#include "config.hpp"
+#include "config/config.hpp"
 
 #include <initializer_list>
 #include <utility>

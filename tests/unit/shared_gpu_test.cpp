@@ -1,4 +1,4 @@
-#include "shared_gpu.hpp"
+#include "store/shared_gpu.hpp"
 
 #include <gtest/gtest.h>
 
@@ -113,7 +113,7 @@ TEST(SharedGpu, WhileTheOtherProgramStaysTheHoldDoublesUpToAMinuteOrSo)
 TEST(SharedGpu, AFastTryAfterAHoldStartsOverAtOneSecond)
 {
   SharedGpuDetector d(ShareGpu::automatic);
-  slow(d, t0);              // hold 1 s
+  slow(d, t0);               // hold 1 s
   slow(d, t0 + 1s + 7500us); // hold 2 s, to t0 + 3.0075 s
   // A fast operation during the hold (issued before it) changes nothing.
   d.observe(10us, t0 + 1500ms);

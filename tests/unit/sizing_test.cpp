@@ -1,6 +1,6 @@
 #include "byte_size.hpp"
+#include "config/sizing.hpp"
 #include "make_config.hpp"
-#include "sizing.hpp"
 
 #include <gtest/gtest.h>
 
@@ -114,8 +114,7 @@ TEST(Sizing, LazyExplicitSizeMustFitBesideAnExplicitReserve)
   // The whole 256 MiB GPU idle: 64 MiB beside 200 MiB kept free could
   // only ever get 56 MiB.
   const GpuMemory idle{256 * MiB, 256 * MiB, false};
-  const Config lazy =
-    make_config({{"size", "64M"}, {"reserve", "200M"}, {"allocation", "lazy"}});
+  const Config lazy = make_config({{"size", "64M"}, {"reserve", "200M"}, {"allocation", "lazy"}});
   const std::string e = sizing_error(lazy, idle);
   EXPECT_NE(e.find("256.0 MiB of VRAM in all; size=64.0 MiB with reserve=200.0 MiB kept free could "
                    "never be filled"),

@@ -1,9 +1,9 @@
 // Spare chunks for allocation=lazy: kept at the target by their own
 // thread, handed out without waiting, extras given back released, nothing
 // leaked or released twice, and a driver with no VRAM retried, not spun on.
-#include "spare_chunks.hpp"
+#include "lazy/spare_chunks.hpp"
 
-#include "lazy_vram.hpp"
+#include "lazy/lazy_vram.hpp"
 
 #include <gtest/gtest.h>
 
@@ -48,8 +48,7 @@ struct FakeDriver {
     };
     h.release = [this](SpareChunks::Handle handle) {
       std::lock_guard lock(mutex);
-      if (live.erase(handle) == 0)
-        ++double_releases;
+      if (live.erase(handle) == 0) ++double_releases;
       ++releases;
     };
     return h;
@@ -65,8 +64,7 @@ template <typename Pred> bool eventually(Pred pred, std::chrono::milliseconds li
 {
   const auto end = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
-    if (std::chrono::steady_clock::now() > end)
-      return false;
+    if (std::chrono::steady_clock::now() > end) return false;
     std::this_thread::sleep_for(1ms);
   }
   return true;
@@ -207,8 +205,7 @@ TEST(SpareChunks, ManyTakersAndGiversLoseNothing)
         for (int i = 0; i < 500; ++i) {
           if (auto h = spares.take()) {
             ++used;
-            if (!spares.give(*h))
-              gpu.hooks().release(*h);
+            if (!spares.give(*h)) gpu.hooks().release(*h);
           } else {
             std::this_thread::yield();
           }

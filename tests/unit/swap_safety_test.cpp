@@ -1,6 +1,6 @@
 // prefault_stack: the calling thread's stack below the current frame is
 // resident afterwards, and the guard page is never approached.
-#include "swap_safety.hpp"
+#include "safety/swap_safety.hpp"
 
 #include <gtest/gtest.h>
 
@@ -28,8 +28,7 @@ size_t resident(uintptr_t top, size_t bytes)
   const uintptr_t lo = (top - bytes) & ~(page - 1);
   const uintptr_t hi = top & ~(page - 1);
   std::vector<unsigned char> v((hi - lo) / page);
-  if (mincore(reinterpret_cast<void *>(lo), hi - lo, v.data()) != 0)
-    return 0;
+  if (mincore(reinterpret_cast<void *>(lo), hi - lo, v.data()) != 0) return 0;
   size_t n = 0;
   for (unsigned char c : v)
     n += (c & 1) * page;
@@ -105,7 +104,8 @@ constexpr const char *sample_maps =
   "7ffd5a1f4000-7ffd5a1f6000 r-xp 00000000 00:00 0                          [vdso]\n"
   "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n"
   "garbage line\n"
-  "7feb40000000-7feb40001000 r--p 00000000 fe:00 42                         /path/with two spaces\n";
+  "7feb40000000-7feb40001000 r--p 00000000 fe:00 42                         /path/with two "
+  "spaces\n";
 
 } // namespace
 

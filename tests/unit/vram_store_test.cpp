@@ -2,10 +2,10 @@
 // copies run asynchronously on worker threads like a real GPU's.
 
 #include "byte_size.hpp"
-#include "config.hpp"
-#include "cuda_driver.hpp"
+#include "config/config.hpp"
+#include "cuda/cuda_driver.hpp"
 #include "make_config.hpp"
-#include "vram_store.hpp"
+#include "store/vram_store.hpp"
 
 #include <gtest/gtest.h>
 
@@ -36,10 +36,10 @@ protected:
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
     memory_file_ = (dir_ / "vram").string();
-    for (const char *v : {"FAKECUDA_GPUS", "FAKECUDA_LATENCY_US", "FAKECUDA_FAIL_COPY",
-                          "FAKECUDA_TIMESLICE_FILE", "FAKECUDA_TIMESLICE_US",
-                          "FAKECUDA_FAIL_MODE", "FAKECUDA_ALLOC_FAIL_ABOVE",
-                          "FAKECUDA_TRIGGER_FILE", "FAKECUDA_FAIL_EVERY"})
+    for (const char *v :
+         {"FAKECUDA_GPUS", "FAKECUDA_LATENCY_US", "FAKECUDA_FAIL_COPY", "FAKECUDA_TIMESLICE_FILE",
+          "FAKECUDA_TIMESLICE_US", "FAKECUDA_FAIL_MODE", "FAKECUDA_ALLOC_FAIL_ABOVE",
+          "FAKECUDA_TRIGGER_FILE", "FAKECUDA_FAIL_EVERY"})
       unsetenv(v);
     setenv("NBDKIT_VRAM_LIBCUDA", FAKECUDA_PATH, 1);
     setenv("FAKECUDA_MEMORY_FILE", memory_file_.c_str(), 1);
@@ -51,8 +51,7 @@ protected:
     store_.reset();
     // Start the next test from a fresh fake driver.
     if (void *h = dlopen(FAKECUDA_PATH, RTLD_NOW | RTLD_NOLOAD)) {
-      if (auto reset = reinterpret_cast<void (*)()>(dlsym(h, "fakecuda_reset")))
-        reset();
+      if (auto reset = reinterpret_cast<void (*)()>(dlsym(h, "fakecuda_reset"))) reset();
       dlclose(h);
     }
     std::filesystem::remove_all(dir_);
@@ -109,10 +108,7 @@ std::vector<std::byte> random_bytes(std::mt19937_64 &rng, size_t n)
 
 } // namespace
 
-TEST_F(StoreTest, ExplicitSizeIsServed)
-{
-  EXPECT_EQ(open({{"size", "32M"}}).size(), 32 * MiB);
-}
+TEST_F(StoreTest, ExplicitSizeIsServed) { EXPECT_EQ(open({{"size", "32M"}}).size(), 32 * MiB); }
 
 TEST_F(StoreTest, ReadsBackWhatWasWrittenAtManySizesAndAlignments)
 {
@@ -173,7 +169,8 @@ TEST_F(StoreTest, ManyThreadsShareFewLanes)
       if (!s.read(all.data(), region, t * region)) ++failures;
       if (all != shadow) ++mismatches;
     });
-  for (auto &th : pool) th.join();
+  for (auto &th : pool)
+    th.join();
   EXPECT_EQ(failures, 0);
   EXPECT_EQ(mismatches, 0);
 }
@@ -201,7 +198,8 @@ TEST_F(StoreTest, TeardownZeroesVram)
   ASSERT_EQ(vram_contents(100, 1)[0], std::byte{0x5a});
   store_.reset();
   const auto after = vram_contents(0, 4 * MiB);
-  EXPECT_TRUE(std::all_of(after.begin(), after.end(), [](std::byte b) { return b == std::byte{0}; }));
+  EXPECT_TRUE(
+    std::all_of(after.begin(), after.end(), [](std::byte b) { return b == std::byte{0}; }));
 }
 
 TEST_F(StoreTest, ZeroClearsExactlyTheRange)
@@ -252,7 +250,8 @@ TEST_F(StoreTest, BackOffBelowMinSizeFails)
     ADD_FAILURE() << "opened";
   } catch (const StartupError &e) {
     EXPECT_NE(std::string(e.what()).find("could not allocate even min-size=2.0 GiB"),
-              std::string::npos) << e.what();
+              std::string::npos)
+      << e.what();
   }
 }
 
@@ -265,7 +264,8 @@ TEST_F(StoreTest, TransientCopyFailureFailsOnlyThatRequest)
   ASSERT_TRUE(s.write(data.data(), data.size(), 0));       // copy 1
   const IoStatus st = s.read(back.data(), back.size(), 0); // copy 2 fails
   EXPECT_EQ(st.errnum, EIO);
-  EXPECT_NE(st.message.find("read of 4096 bytes at offset 0 failed"), std::string::npos) << st.message;
+  EXPECT_NE(st.message.find("read of 4096 bytes at offset 0 failed"), std::string::npos)
+    << st.message;
   EXPECT_FALSE(s.failed());
   ASSERT_TRUE(s.read(back.data(), back.size(), 0));
   EXPECT_TRUE(back == data);

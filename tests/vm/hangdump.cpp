@@ -7,13 +7,12 @@
 // Started before the memory pressure, it locks itself in RAM and keeps
 // open every file it will read (each nbdkit thread's stat, wchan, syscall
 // and kernel stack; the plugin's requests-file=; the debugfs files of nbd
-// device NAME, default nbd0; /proc/meminfo and the memory pressure), reading each every two seconds so the kernel's
-// buffers for them stay allocated: at the hang, a dump reads them again
-// without needing a new page.  It dumps to its standard output (the
-// console), every line starting "hangdump: ", ending "hangdump: end",
-// when a line arrives on TTY (the harness writes one when it sees a hang)
-// and, once, when a request in the requests file has been in flight for
-// SECONDS (default 20: before the kernel's nbd timeout of 30 s).
+// device NAME, default nbd0; /proc/meminfo and the memory pressure), reading each every two seconds
+// so the kernel's buffers for them stay allocated: at the hang, a dump reads them again without
+// needing a new page.  It dumps to its standard output (the console), every line starting
+// "hangdump: ", ending "hangdump: end", when a line arrives on TTY (the harness writes one when it
+// sees a hang) and, once, when a request in the requests file has been in flight for SECONDS
+// (default 20: before the kernel's nbd timeout of 30 s).
 //
 // Test-only; never installed.
 #include <algorithm>
@@ -71,8 +70,7 @@ void flush_out()
   while (done < out_len) {
     const ssize_t w = ::write(1, out_buf + done, out_len - done);
     if (w <= 0) {
-      if (w < 0 && errno == EINTR)
-        continue;
+      if (w < 0 && errno == EINTR) continue;
       break;
     }
     done += static_cast<size_t>(w);
@@ -122,16 +120,13 @@ void refresh_threads(State &s)
 {
   const std::string dir = "/proc/" + std::to_string(s.pid) + "/task";
   DIR *d = ::opendir(dir.c_str());
-  if (!d)
-    return;
+  if (!d) return;
   std::map<int, bool> seen;
   while (dirent *e = ::readdir(d)) {
     const int tid = std::atoi(e->d_name);
-    if (tid <= 0)
-      continue;
+    if (tid <= 0) continue;
     seen[tid] = true;
-    if (s.threads.count(tid))
-      continue;
+    if (s.threads.count(tid)) continue;
     const std::string base = dir + "/" + e->d_name + "/";
     s.threads[tid] = {open_source(base + "stat"), open_source(base + "wchan"),
                       open_source(base + "syscall"), open_source(base + "stack")};
@@ -142,9 +137,9 @@ void refresh_threads(State &s)
       ++it;
       continue;
     }
-    for (Source *src : {&it->second.stat, &it->second.wchan, &it->second.syscall, &it->second.stack})
-      if (src->fd >= 0)
-        ::close(src->fd);
+    for (Source *src :
+         {&it->second.stat, &it->second.wchan, &it->second.syscall, &it->second.stack})
+      if (src->fd >= 0) ::close(src->fd);
     it = s.threads.erase(it);
   }
 }
@@ -160,8 +155,7 @@ void refresh_globals(State &s)
           have = have || src.name == g.gl_pathv[i];
         if (!have) {
           Source src = open_source(g.gl_pathv[i]);
-          if (src.fd >= 0)
-            s.globals.push_back(src);
+          if (src.fd >= 0) s.globals.push_back(src);
         }
       }
     }
@@ -188,28 +182,24 @@ void warm(State &s)
 {
   for (auto &[tid, t] : s.threads)
     for (Source *src : {&t.stat, &t.wchan, &t.syscall, &t.stack})
-      if (src->fd >= 0)
-        src->read_all();
+      if (src->fd >= 0) src->read_all();
   for (Source &src : s.globals)
     src.read_all();
-  if (s.maps.fd >= 0)
-    s.maps.read_all();
+  if (s.maps.fd >= 0) s.maps.read_all();
 }
 
 // The requests in flight: (line, age of the request in seconds).
 std::vector<std::pair<std::string, double>> in_flight(const State &s, double now)
 {
   std::vector<std::pair<std::string, double>> v;
-  if (!s.requests)
-    return v;
+  if (!s.requests) return v;
   for (size_t at = 0; at + 128 <= s.requests_bytes; at += 128) {
     std::string line(s.requests + at, 127);
-    if (line[0] == '#' || line.find_first_not_of(' ') == std::string::npos)
-      continue;
+    if (line[0] == '#' || line.find_first_not_of(' ') == std::string::npos) continue;
     char tid[16], op[16], offset[32], length[32], phase[32];
     double started = 0;
-    if (std::sscanf(line.c_str(), "%15s %15s %31s %31s %lf %31s", tid, op, offset, length,
-                    &started, phase) == 6 &&
+    if (std::sscanf(line.c_str(), "%15s %15s %31s %31s %lf %31s", tid, op, offset, length, &started,
+                    phase) == 6 &&
         std::strcmp(phase, "idle") != 0)
       v.emplace_back(line, now - started);
   }
@@ -227,9 +217,11 @@ void dump(State &s, const char *why)
     std::string stat(read_buf, t.stat.read_all());
     // "tid (comm) state ...": comm may hold spaces; the state follows ')'.
     const size_t close = stat.rfind(')');
-    const std::string comm =
-      close != std::string::npos ? stat.substr(stat.find('(') + 1, close - stat.find('(') - 1) : "?";
-    const char state = close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
+    const std::string comm = close != std::string::npos
+                               ? stat.substr(stat.find('(') + 1, close - stat.find('(') - 1)
+                               : "?";
+    const char state =
+      close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
     std::string wchan(read_buf, t.wchan.read_all());
     std::string sys(read_buf, t.syscall.read_all());
     while (!sys.empty() && sys.back() == '\n')
@@ -256,8 +248,7 @@ void dump(State &s, const char *why)
           out(line + "\n");
           break;
         }
-        if (end == std::string::npos)
-          break;
+        if (end == std::string::npos) break;
         at = end + 1;
       }
     }
@@ -304,8 +295,7 @@ int main(int argc, char **argv)
   std::string nbd = "nbd0";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (i + 1 >= argc)
-      usage(("missing value after " + a).c_str());
+    if (i + 1 >= argc) usage(("missing value after " + a).c_str());
     const char *v = argv[++i];
     if (a == "--pid") s.pid = std::atoi(v);
     else if (a == "--requests") s.requests_path = v;
@@ -314,12 +304,12 @@ int main(int argc, char **argv)
     else if (a == "--nbd") nbd = v;
     else usage(("unknown option " + a).c_str());
   }
-  if (s.pid <= 0)
-    usage("--pid is required");
+  if (s.pid <= 0) usage("--pid is required");
   s.maps = open_source("/proc/" + std::to_string(s.pid) + "/maps");
   if (::mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
     std::fprintf(stderr, "vm-hangdump: mlockall: %s (going on unlocked)\n", std::strerror(errno));
-  s.global_patterns = {"/proc/meminfo", "/proc/pressure/memory",
+  s.global_patterns = {"/proc/meminfo",
+                       "/proc/pressure/memory",
                        "/proc/" + std::to_string(s.pid) + "/status",
                        "/sys/kernel/debug/nbd/" + nbd + "/tasks",
                        "/sys/kernel/debug/block/" + nbd + "/hctx*/busy",
@@ -362,8 +352,7 @@ int main(int argc, char **argv)
     if (r > 0 && (p.revents & POLLIN)) {
       char buf[64];
       const ssize_t n = ::read(tty, buf, sizeof buf);
-      if (n > 0)
-        pending.append(buf, static_cast<size_t>(n));
+      if (n > 0) pending.append(buf, static_cast<size_t>(n));
       if (pending.find('\n') != std::string::npos || pending.find('\r') != std::string::npos) {
         pending.clear();
         dump(s, "asked");

@@ -1,0 +1,81 @@
+#include "config/sizing.hpp"
+
+#include "byte_size.hpp"
+
+namespace vram {
+
+uint64_t default_reserve(bool display)
+{
+  // A desktop compositor and the applications on it grow into VRAM; an
+  // offload-only GPU needs room only for the driver and short jobs.
+  return display ? 3 * GiB : 1 * GiB;
+}
+
+SizePlan plan_size(const Config &config, const GpuMemory &gpu, const std::string &gpu_name)
+{
+  SizePlan plan;
+  plan.step = config.step;
+  plan.reserve = config.reserve.value_or(default_reserve(gpu.display));
+  const std::string free_text = gpu_name + " has " + format_byte_size(gpu.free) +
+                                " of VRAM free (of " + format_byte_size(gpu.total) + ")";
+
+  switch (config.size.kind) {
+  case SizeRequest::Kind::automatic:
+    if (gpu.free <= plan.reserve + size_granularity)
+      throw SizingError(free_text + "; size=auto keeps reserve=" + format_byte_size(plan.reserve) +
+                        " free, which leaves nothing to serve. Free some VRAM, "
+                        "lower reserve=, or give an explicit size=");
+    plan.first = round_down(gpu.free - plan.reserve, size_granularity);
+    plan.minimum = config.min_size.value_or(256 * MiB);
+    break;
+  case SizeRequest::Kind::max:
+    plan.first = round_down(gpu.free, size_granularity);
+    plan.minimum = config.min_size.value_or(256 * MiB);
+    break;
+  case SizeRequest::Kind::bytes:
+    // allocation=lazy keeps an explicit reserve= free as it maps chunks:
+    // an export that does not fit beside it on the whole GPU could never
+    // be filled, and would fail writes with ENOSPC part way.
+    if (config.allocation == Allocation::lazy && config.reserve &&
+        config.size.bytes > (gpu.total > *config.reserve ? gpu.total - *config.reserve : 0))
+      throw SizingError(gpu_name + " has " + format_byte_size(gpu.total) +
+                        " of VRAM in all; size=" + format_byte_size(config.size.bytes) +
+                        " with reserve=" + format_byte_size(*config.reserve) +
+                        " kept free could never be filled (allocation=lazy maps VRAM only "
+                        "while reserve= stays free). Lower size= or reserve=");
+    plan.minimum = config.min_size.value_or(config.size.bytes);
+    plan.first = config.size.bytes;
+    if (plan.first > gpu.free) {
+      if (plan.minimum > gpu.free)
+        throw SizingError(
+          free_text + ", less than size=" + format_byte_size(config.size.bytes) +
+          (config.min_size ? " and min-size=" + format_byte_size(plan.minimum) : "") +
+          ". Ask for less (size=auto takes what is free minus reserve=), "
+          "set min-size= to accept a smaller export, or free VRAM "
+          "(another nbdkit-vram instance may hold it: see nvidia-smi)");
+      plan.first = round_down(gpu.free, size_granularity);
+    }
+    break;
+  }
+
+  if (plan.first < plan.minimum || plan.first == 0)
+    throw SizingError(free_text + "; that leaves " + format_byte_size(plan.first) +
+                      " to serve, below min-size=" + format_byte_size(plan.minimum) +
+                      ". Free some VRAM, lower reserve=, or lower min-size=");
+  return plan;
+}
+
+std::vector<uint64_t> backoff_sizes(const SizePlan &plan)
+{
+  std::vector<uint64_t> sizes;
+  uint64_t s = plan.first;
+  while (s > plan.minimum) {
+    sizes.push_back(s);
+    if (s - plan.minimum <= plan.step) break;
+    s -= plan.step;
+  }
+  sizes.push_back(plan.minimum);
+  return sizes;
+}
+
+} // namespace vram

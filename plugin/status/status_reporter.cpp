@@ -1,0 +1,130 @@
+#include "status/status_reporter.hpp"
+
+#include "byte_size.hpp"
+#include "logging.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+namespace vram {
+
+std::string write_file_atomically(const std::string &path, const std::string &text)
+{
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return "cannot create " + tmp + ": " + errno_text(errno);
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int e = n < 0 ? errno : EIO;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return "cannot write " + tmp + ": " + errno_text(e);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    return "cannot write " + tmp + ": " + errno_text(e);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    return "cannot rename " + tmp + " to " + path + ": " + errno_text(e);
+  }
+  return {};
+}
+
+std::string StatusReporter::status_text(const VramStore &store, const std::string &gpu_label)
+{
+  return strformat("pid=%ld\n", static_cast<long>(::getpid())) + "gpu=" + gpu_label + "\n" +
+         "allocation=" + std::string(to_string(store.allocation())) + "\n" +
+         strformat("size=%llu\nlazy_chunk=%llu\nheld=%llu\nspare=%llu\n",
+                   static_cast<unsigned long long>(store.size()),
+                   static_cast<unsigned long long>(store.lazy_chunk()),
+                   static_cast<unsigned long long>(store.held()),
+                   static_cast<unsigned long long>(store.spare())) +
+         "state=" + (store.failed() ? "failed" : "serving") + "\n" +
+         "share_gpu=" + std::string(to_string(store.share_gpu())) + "\n" +
+         strformat("shared_gpu_detections=%llu\n",
+                   static_cast<unsigned long long>(store.shared_gpu_detections())) +
+         "sharing_now=" + (store.sharing_now() ? "yes" : "no") + "\n";
+}
+
+StatusReporter::StatusReporter(const VramStore &store, Settings settings)
+  : store_(store), settings_(std::move(settings))
+{
+  logged_held_ = store_.held(); // the serving line said it; the first change is logged at once
+  tick(false);
+  thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
+}
+
+StatusReporter::~StatusReporter()
+{
+  thread_.request_stop();
+  if (thread_.joinable()) thread_.join();
+  tick(true);
+  if (!settings_.status_file.empty()) ::unlink(settings_.status_file.c_str());
+}
+
+void StatusReporter::run(std::stop_token stop)
+{
+  std::unique_lock lock(mutex_);
+  while (!stop.stop_requested()) {
+    wake_.wait_for(lock, stop, settings_.poll, [] { return false; });
+    if (stop.stop_requested()) break;
+    lock.unlock();
+    tick(false);
+    lock.lock();
+  }
+}
+
+void StatusReporter::tick(bool final)
+{
+  const uint64_t held = store_.held();
+  const uint64_t spare = store_.spare();
+  const bool failed = store_.failed();
+  const uint64_t detections = store_.shared_gpu_detections();
+  const bool sharing = store_.sharing_now();
+  if (!settings_.status_file.empty() && !final &&
+      (!have_written_ || held != written_held_ || spare != written_spare_ ||
+       failed != written_failed_ || detections != written_detections_ ||
+       sharing != written_sharing_)) {
+    const std::string error =
+      write_file_atomically(settings_.status_file, status_text(store_, settings_.gpu_label));
+    if (error.empty()) {
+      have_written_ = true;
+      written_held_ = held;
+      written_spare_ = spare;
+      written_failed_ = failed;
+      written_detections_ = detections;
+      written_sharing_ = sharing;
+    } else if (!write_error_logged_) {
+      write_error_logged_ = true;
+      log_warning("status-file=: " + error + " (will keep trying)");
+    }
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (store_.allocation() == Allocation::lazy && held != logged_held_ &&
+      (final || !have_logged_ || now - last_log_ >= settings_.log_interval)) {
+    const uint64_t chunk = store_.lazy_chunk();
+    const unsigned long long spares = chunk ? spare / chunk : 0;
+    const unsigned long long in_use = chunk ? held / chunk - spares : 0;
+    log_info(strformat("%s: VRAM held: %s (%llu chunk%s of %s%s) for a %s export",
+                       settings_.gpu_label.c_str(), format_byte_size(held).c_str(), in_use,
+                       in_use == 1 ? "" : "s", format_byte_size(chunk).c_str(),
+                       spares ? strformat(", and %llu spare", spares).c_str() : "",
+                       format_byte_size(store_.size()).c_str()));
+    logged_held_ = held;
+    last_log_ = now;
+    have_logged_ = true;
+  }
+}
+
+} // namespace vram

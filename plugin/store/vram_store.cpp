@@ -1,0 +1,329 @@
+#include "store/vram_store.hpp"
+
+#include "byte_size.hpp"
+#include "config/sizing.hpp"
+#include "cuda/cuda_error.hpp"
+#include "logging.hpp"
+#include "safety/swap_safety.hpp"
+
+#include <algorithm>
+#include <cerrno>
+
+namespace vram {
+namespace {
+
+std::string failed_call(const CudaDriver &driver, const char *what, CUresult r)
+{
+  return std::string(what) + " failed: " + driver.describe(r);
+}
+
+} // namespace
+
+std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Config &config,
+                                           const Layout &layout)
+{
+  const CudaApi &cu = driver.api();
+  CUdevice dev = 0;
+  CUresult r = cu.DeviceGet(&dev, static_cast<int>(layout.device_index));
+  if (r != CUDA_SUCCESS)
+    throw StartupError(layout.gpu_label + ": " + failed_call(driver, "cuDeviceGet", r));
+
+  // Before the context exists: the flags of a live primary context can no
+  // longer change.
+  if (config.wait != WaitMode::automatic) {
+    const unsigned flags = config.wait == WaitMode::spin    ? CU_CTX_SCHED_SPIN
+                           : config.wait == WaitMode::yield ? CU_CTX_SCHED_YIELD
+                                                            : CU_CTX_SCHED_BLOCKING_SYNC;
+    if ((r = cu.DevicePrimaryCtxSetFlags(dev, flags)) != CUDA_SUCCESS)
+      throw StartupError(layout.gpu_label + ": cannot set wait=" +
+                         std::string(to_string(config.wait)) + ": " + driver.describe(r));
+  }
+
+  CUcontext ctx = nullptr;
+  if ((r = cu.DevicePrimaryCtxRetain(&ctx, dev)) != CUDA_SUCCESS)
+    throw StartupError(layout.gpu_label + ": cannot create a CUDA context (" + driver.describe(r) +
+                       "); is the GPU in exclusive-process compute mode and in use?");
+  PrimaryContext context(&cu, dev, ctx);
+  if ((r = cu.CtxSetCurrent(ctx)) != CUDA_SUCCESS)
+    throw StartupError(failed_call(driver, "cuCtxSetCurrent", r));
+
+  size_t free = 0, total = 0;
+  if ((r = cu.MemGetInfo(&free, &total)) != CUDA_SUCCESS)
+    throw StartupError(layout.gpu_label + ": " + failed_call(driver, "cuMemGetInfo", r));
+
+  GpuMemory mem{total, free, layout.display};
+  SizePlan plan;
+  try {
+    plan = plan_size(config, mem, layout.gpu_label);
+  } catch (const SizingError &e) {
+    throw StartupError(e.what());
+  }
+
+  std::unique_ptr<LazyVram> lazy;
+  if (config.allocation == Allocation::lazy) {
+    // Address space only: the size is not backed off, VRAM comes later.
+    // The VRAM that size=auto or an explicit reserve= leaves to other
+    // programs stays free as chunks are mapped.
+    LazyVram::Settings settings;
+    settings.size = plan.first;
+    settings.chunk = config.lazy_chunk;
+    if (config.lazy_spare) settings.spares = *config.lazy_spare;
+    settings.context = ctx;
+    if (config.reserve) settings.headroom = *config.reserve;
+    else if (config.size.kind == SizeRequest::Kind::automatic) settings.headroom = plan.reserve;
+    std::string why_not;
+    try {
+      lazy = LazyVram::open(driver, dev, settings, why_not);
+    } catch (const std::runtime_error &e) {
+      throw StartupError(layout.gpu_label + ": allocation=lazy: " + e.what());
+    }
+    if (!lazy)
+      log_warning(layout.gpu_label + ": allocation=lazy is not available (" + why_not +
+                  "); falling back to allocation=eager");
+  }
+
+  DeviceMemory memory;
+  uint64_t size = lazy ? plan.first : 0;
+  for (uint64_t attempt : lazy ? std::vector<uint64_t>{} : backoff_sizes(plan)) {
+    CUdeviceptr ptr = 0;
+    r = cu.MemAlloc(&ptr, attempt);
+    if (r == CUDA_SUCCESS) {
+      memory = DeviceMemory(&cu, ptr);
+      size = attempt;
+      break;
+    }
+    if (r != CUDA_ERROR_OUT_OF_MEMORY)
+      throw StartupError(layout.gpu_label + ": allocating " + format_byte_size(attempt) +
+                         " of VRAM failed: " + driver.describe(r));
+    log_debug("allocating " + format_byte_size(attempt) + " on " + layout.gpu_label +
+              " failed (out of memory), backing off by " + format_byte_size(plan.step));
+  }
+  if (!memory && !lazy)
+    throw StartupError(layout.gpu_label + " could not allocate even min-size=" +
+                       format_byte_size(plan.minimum) + " of VRAM (" + format_byte_size(free) +
+                       " reported free). Free some VRAM, "
+                       "or lower min-size= or size=");
+
+  std::unique_ptr<VramStore> store;
+  try {
+    store.reset(new VramStore(driver, std::move(context), std::move(memory), std::move(lazy), size,
+                              config, layout));
+  } catch (const std::runtime_error &e) {
+    throw StartupError(layout.gpu_label + ": " + e.what());
+  }
+
+  // Privacy: VRAM may still hold another process's data.  (Lazy chunks
+  // are zeroed as they are mapped.)
+  if (store->memory_ &&
+      (r = store->pool_.lane(0).zero_bulk(store->memory_.get(), size)) != CUDA_SUCCESS)
+    throw StartupError(layout.gpu_label +
+                       ": zeroing the new VRAM allocation failed: " + driver.describe(r));
+  return store;
+}
+
+VramStore::VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMemory memory,
+                     std::unique_ptr<LazyVram> lazy, uint64_t size, const Config &config,
+                     const Layout &layout)
+  : driver_(driver), cu_(driver.api()), context_(std::move(context)), memory_(std::move(memory)),
+    lazy_(std::move(lazy)), base_(lazy_ ? lazy_->base() : memory_.get()), size_(size),
+    chunk_size_(config.chunk_size), gpu_label_(layout.gpu_label),
+    pool_(driver, layout.lanes, config.chunk_size, config.share_gpu)
+{
+  static std::atomic<uint64_t> stores{0};
+  generation_ = ++stores;
+}
+
+VramStore::~VramStore()
+{
+  // Swap holds secrets: leave nothing behind for the next owner of this
+  // memory.  After a sticky error this cannot work; the driver then tears
+  // the context down with the process.
+  if (failed()) {
+    log_warning(gpu_label_ + ": VRAM not zeroed at shutdown (the GPU failed earlier)");
+    return;
+  }
+  CUresult r = bind_context();
+  if (lazy_) {
+    const uint64_t chunk = lazy_->chunk_size();
+    lazy_->residency().release_all([&](size_t c) {
+      if (r == CUDA_SUCCESS) r = pool_.lane(0).zero(base_ + c * chunk, chunk);
+      lazy_->drop(c);
+    });
+  } else if (r == CUDA_SUCCESS) {
+    r = pool_.lane(0).zero_bulk(base_, size_);
+  }
+  if (r != CUDA_SUCCESS)
+    log_warning(gpu_label_ + ": could not zero VRAM before releasing it: " + driver_.describe(r));
+}
+
+// Every nbdkit worker thread must have the context current before it
+// issues CUDA calls; remember per thread which context that was.
+CUresult VramStore::bind_context()
+{
+  // Keyed by store, not by context handle: a primary context released and
+  // retained again may come back at the same address.
+  thread_local uint64_t bound = 0;
+  if (bound == generation_) return CUDA_SUCCESS;
+  if (const CUresult r = cu_.CtxSetCurrent(context_.get()); r != CUDA_SUCCESS) return r;
+  // This thread's first request: fault in its stack now, while memory is
+  // free (see prefault_stack).
+  thread_local bool stack_ready = false;
+  if (!stack_ready) {
+    prefault_stack(io_stack_prefault_bytes);
+    stack_ready = true;
+  }
+  bound = generation_;
+  return CUDA_SUCCESS;
+}
+
+// Every request after a sticky error fails; a swap device sends thousands a
+// second, so the log gets one line per 10 s with the count held back.
+IoStatus VramStore::failed_status()
+{
+  const auto held_back = out_of_service_log_.admit();
+  if (!held_back) return {EIO, {}, true};
+  return {EIO, gpu_label_ + " is out of service after an earlier GPU error (" + failure_reason_ +
+                 "); restart nbdkit to serve again" + LogThrottle::suppressed_note(*held_back)};
+}
+
+void VramStore::enter_failed_state(const std::string &why)
+{
+  std::call_once(failure_logged_, [&] {
+    failure_reason_ = why;
+    failed_.store(true, std::memory_order_release);
+    log_error(gpu_label_ + ": " + why +
+              ". The GPU context is unusable; every further request fails with EIO. "
+              "Data in this export is lost: processes with pages swapped here will be "
+              "killed when they touch them");
+  });
+}
+
+IoStatus VramStore::check(const char *op, uint64_t count, uint64_t offset)
+{
+  if (failed()) return failed_status();
+  if (offset > size_ || count > size_ - offset)
+    return {EIO, strformat("%s of %llu bytes at offset %llu is past the end of the export "
+                           "(%llu bytes)",
+                           op, static_cast<unsigned long long>(count),
+                           static_cast<unsigned long long>(offset),
+                           static_cast<unsigned long long>(size_))};
+  if (const CUresult r = bind_context(); r != CUDA_SUCCESS) {
+    enter_failed_state("cannot make the CUDA context current: " + driver_.describe(r));
+    return failed_status();
+  }
+  return {};
+}
+
+IoStatus VramStore::fail_request(const char *op, CUresult r, uint64_t count, uint64_t offset)
+{
+  const std::string what =
+    strformat("%s of %llu bytes at offset %llu failed: ", op,
+              static_cast<unsigned long long>(count), static_cast<unsigned long long>(offset)) +
+    driver_.describe(r);
+  if (is_sticky(r)) {
+    enter_failed_state(what);
+    return failed_status();
+  }
+  return {EIO, gpu_label_ + ": " + what};
+}
+
+IoStatus VramStore::read(void *buf, uint64_t count, uint64_t offset)
+{
+  if (IoStatus s = check("read", count, offset); !s) return s;
+  if (lazy_) return read_lazy(static_cast<std::byte *>(buf), count, offset);
+  const CUresult r = pool_.acquire()->read(static_cast<std::byte *>(buf), base_ + offset, count);
+  if (r != CUDA_SUCCESS) return fail_request("read", r, count, offset);
+  return {};
+}
+
+IoStatus VramStore::write(const void *buf, uint64_t count, uint64_t offset)
+{
+  if (IoStatus s = check("write", count, offset); !s) return s;
+  if (lazy_) return write_lazy(static_cast<const std::byte *>(buf), count, offset);
+  const CUresult r =
+    pool_.acquire()->write(base_ + offset, static_cast<const std::byte *>(buf), count);
+  if (r != CUDA_SUCCESS) return fail_request("write", r, count, offset);
+  return {};
+}
+
+IoStatus VramStore::zero(uint64_t count, uint64_t offset)
+{
+  if (IoStatus s = check("zero", count, offset); !s) return s;
+  if (lazy_) return zero_lazy(count, offset);
+  const CUresult r = pool_.acquire()->zero(base_ + offset, count);
+  if (r != CUDA_SUCCESS) return fail_request("zero", r, count, offset);
+  return {};
+}
+
+// allocation=lazy: each request is cut at chunk boundaries; a chunk that
+// holds no VRAM reads as zeroes without a GPU call.
+IoStatus VramStore::read_lazy(std::byte *buf, uint64_t count, uint64_t offset)
+{
+  ChunkResidency &chunks = lazy_->residency();
+  auto lane = pool_.acquire();
+  const CUresult r = chunks.for_each_piece(offset, count, [&](uint64_t o, uint64_t n, size_t) {
+    std::byte *dst = buf + (o - offset);
+    return chunks.read(o, n, [&](bool mapped) {
+      if (!mapped) {
+        std::fill_n(dst, n, std::byte{0});
+        return CUDA_SUCCESS;
+      }
+      return lane->read(dst, base_ + o, n);
+    });
+  });
+  if (r != CUDA_SUCCESS) return fail_request("read", r, count, offset);
+  return {};
+}
+
+IoStatus VramStore::write_lazy(const std::byte *buf, uint64_t count, uint64_t offset)
+{
+  ChunkResidency &chunks = lazy_->residency();
+  auto lane = pool_.acquire();
+  std::string shortage;
+  const CUresult r = chunks.for_each_piece(offset, count, [&](uint64_t o, uint64_t n, size_t) {
+    const auto map = [&](size_t chunk) { return lazy_->map(chunk, *lane, shortage); };
+    return chunks.write(o, n, map, [&] { return lane->write(base_ + o, buf + (o - offset), n); });
+  });
+  if (r == CUDA_ERROR_OUT_OF_MEMORY && !shortage.empty()) return no_space(count, offset, shortage);
+  if (r != CUDA_SUCCESS) return fail_request("write", r, count, offset);
+  return {};
+}
+
+IoStatus VramStore::zero_lazy(uint64_t count, uint64_t offset)
+{
+  ChunkResidency &chunks = lazy_->residency();
+  auto lane = pool_.acquire();
+  const CUresult r = chunks.for_each_piece(offset, count, [&](uint64_t o, uint64_t n, size_t) {
+    const auto unmap = [&](size_t chunk, bool &gone) { return lazy_->unmap(chunk, gone); };
+    return chunks.clear(
+      o, n, [&] { return lane->zero(base_ + o, n); }, unmap);
+  });
+  if (r != CUDA_SUCCESS) return fail_request("zero", r, count, offset);
+  return {};
+}
+
+// Another program has the VRAM: this write fails, nothing stored is
+// touched, and writes work again once VRAM is free.
+IoStatus VramStore::no_space(uint64_t count, uint64_t offset, const std::string &shortage)
+{
+  const auto held_back = no_space_log_.admit();
+  if (!held_back) return {ENOSPC, {}, true};
+  return {ENOSPC,
+          strformat("write of %llu bytes at offset %llu failed with ENOSPC: ",
+                    static_cast<unsigned long long>(count),
+                    static_cast<unsigned long long>(offset)) +
+            gpu_label_ + " has no VRAM for another " + format_byte_size(lazy_->chunk_size()) +
+            " chunk (" + shortage + "; this export holds " + format_byte_size(lazy_->held()) +
+            "). Data already stored is unaffected; writes succeed again when VRAM is freed" +
+            LogThrottle::suppressed_note(*held_back)};
+}
+
+IoStatus VramStore::flush()
+{
+  // Every write is in VRAM before it is acknowledged: nothing to flush,
+  // but a GPU that has failed no longer holds what was written.
+  if (failed()) return failed_status();
+  return {};
+}
+
+} // namespace vram

@@ -1,0 +1,119 @@
+// The export: one VRAM allocation on one GPU, read and written through a
+// pool of I/O lanes.  Knows nothing of nbdkit; the callback file translates.
+#pragma once
+
+#include "config/config.hpp"
+#include "cuda/cuda_driver.hpp"
+#include "cuda/cuda_handles.hpp"
+#include "lazy/lazy_vram.hpp"
+#include "log_throttle.hpp"
+#include "store/lane_pool.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace vram {
+
+struct StartupError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The outcome of one request: errnum 0 on success, else an errno value and
+// a message for the log.
+struct IoStatus {
+  int errnum = 0;
+  std::string message;
+  bool quiet = false; // a repeat held back by a LogThrottle: set the errno, log nothing
+  explicit operator bool() const { return errnum == 0; }
+};
+
+class VramStore {
+public:
+  struct Layout {
+    unsigned device_index = 0;
+    std::string gpu_label; // for messages
+    bool display = false;  // the GPU drives a display (default reserve)
+    unsigned lanes = 1;
+  };
+
+  // Allocates (backing off per `config`), zeroes the allocation and builds
+  // the lanes.  The calling thread must not have forked since.  Throws
+  // StartupError with a message for the user.
+  static std::unique_ptr<VramStore> open(const CudaDriver &driver, const Config &config,
+                                         const Layout &layout);
+
+  // Zeroes the VRAM before giving it back to the driver.
+  ~VramStore();
+
+  uint64_t size() const { return size_; }
+  // What the export holds on the GPU: allocation=eager, or lazy when the
+  // GPU supports it (otherwise the store fell back to eager).
+  Allocation allocation() const { return lazy_ ? Allocation::lazy : Allocation::eager; }
+  // VRAM held now: the whole size when eager; when lazy, the chunks mapped
+  // and the spares (chunks created ahead of need).
+  uint64_t held() const { return lazy_ ? lazy_->held() : size_; }
+  uint64_t spare() const { return lazy_ ? lazy_->spare_bytes() : 0; }
+  size_t spare_target() const { return lazy_ ? lazy_->spare_target() : 0; }
+  uint64_t lazy_chunk() const { return lazy_ ? lazy_->chunk_size() : 0; }
+  size_t lanes() const { return pool_.size(); }
+  uint64_t chunk_size() const { return chunk_size_; }
+  // share-gpu=, how often another program's GPU work has been seen, and
+  // whether requests use only copy-engine shapes now.
+  ShareGpu share_gpu() const { return pool_.shared().mode(); }
+  uint64_t shared_gpu_detections() const { return pool_.shared().detections(); }
+  bool sharing_now() const
+  {
+    return pool_.shared().copy_engines_only(SharedGpuDetector::Clock::now());
+  }
+
+  IoStatus read(void *buf, uint64_t count, uint64_t offset);
+  IoStatus write(const void *buf, uint64_t count, uint64_t offset);
+  IoStatus zero(uint64_t count, uint64_t offset);
+  IoStatus flush();
+
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+
+  VramStore(const VramStore &) = delete;
+  VramStore &operator=(const VramStore &) = delete;
+
+private:
+  VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMemory memory,
+            std::unique_ptr<LazyVram> lazy, uint64_t size, const Config &config,
+            const Layout &layout);
+
+  IoStatus read_lazy(std::byte *buf, uint64_t count, uint64_t offset);
+  IoStatus write_lazy(const std::byte *buf, uint64_t count, uint64_t offset);
+  IoStatus zero_lazy(uint64_t count, uint64_t offset);
+  IoStatus no_space(uint64_t count, uint64_t offset, const std::string &shortage);
+
+  CUresult bind_context();
+  IoStatus check(const char *op, uint64_t count, uint64_t offset);
+  IoStatus fail_request(const char *op, CUresult r, uint64_t count, uint64_t offset);
+  IoStatus failed_status();
+  void enter_failed_state(const std::string &why);
+
+  const CudaDriver &driver_;
+  const CudaApi &cu_;
+  PrimaryContext context_;
+  DeviceMemory memory_;            // eager
+  std::unique_ptr<LazyVram> lazy_; // lazy
+  CUdeviceptr base_;               // byte 0 of the export
+  uint64_t size_;
+  uint64_t chunk_size_;
+  std::string gpu_label_;
+  LanePool pool_;
+  uint64_t generation_ = 0;
+
+  std::atomic<bool> failed_{false};
+  std::once_flag failure_logged_;
+  std::string failure_reason_; // written once, before failed_ is set
+  LogThrottle out_of_service_log_{std::chrono::seconds(10)};
+  LogThrottle no_space_log_{std::chrono::seconds(10)};
+};
+
+} // namespace vram
