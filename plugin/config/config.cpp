@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include "byte_size.hpp"
+#include "logging.hpp"
 
 #include <charconv>
 #include <string>
@@ -17,7 +18,8 @@ const char *const config_help =
   "                          size= itself for a number, 256M for auto/max).\n"
   "device=<N>|<UUID>|<PCI>   GPU by CUDA index, UUID (GPU-...) or PCI bus id (0).\n"
   "lanes=<N>                 Parallel I/O lanes (default: 2 per CPU, 4 to 64).\n"
-  "chunk-size=<SIZE>         Pipelining chunk of a lane (256K).\n"
+  "piece-size=<SIZE>         Requests larger than this are pipelined in pieces\n"
+  "                          of this size through a lane (256K).\n"
   "swap-safety=attempt|require|off\n"
   "                          Swap deadlock protections (default attempt).\n"
   "init-timeout=<SECONDS>    How long to wait for a driver that is not ready (10).\n"
@@ -94,7 +96,7 @@ std::string_view to_string(SwapSafety s)
 ConfigBuilder::ConfigBuilder()
 {
   config_.step = 512 * MiB;
-  config_.chunk_size = 256 * KiB;
+  config_.piece_size = 256 * KiB;
   config_.lazy_chunk = 2 * MiB;
   config_.device = *parse_device_selector("0");
 }
@@ -141,12 +143,15 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
     config_.device = *sel;
   } else if (key == "lanes") {
     config_.lanes = parse_unsigned_param(key, value, 1, 1024);
-  } else if (key == "chunk-size") {
+  } else if (key == "piece-size" || key == "chunk-size") {
     const uint64_t v = parse_size_param(key, value);
     if (v < 4 * KiB || v > 64 * MiB || v % (4 * KiB) != 0)
-      throw ConfigError("chunk-size=" + std::string(value) +
+      throw ConfigError(std::string(key) + "=" + std::string(value) +
                         ": must be a multiple of 4K from 4K to 64M, e.g. 256K");
-    config_.chunk_size = v;
+    config_.piece_size = v;
+    if (key == "chunk-size")
+      log_warning("chunk-size= is the old name of piece-size= (\"chunk\" is the unit of "
+                  "allocation=lazy, lazy-chunk=); it still works");
   } else if (key == "swap-safety") {
     if (value == "attempt") config_.swap_safety = SwapSafety::attempt;
     else if (value == "require") config_.swap_safety = SwapSafety::require;
@@ -205,7 +210,7 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
   } else {
     throw ConfigError("unknown parameter '" + std::string(key) +
                       "': accepted parameters are size, reserve, step, min-size, "
-                      "device, lanes, chunk-size, swap-safety, init-timeout, wait, "
+                      "device, lanes, piece-size, swap-safety, init-timeout, wait, "
                       "allocation, lazy-chunk, lazy-spare, status-file, requests-file, share-gpu "
                       "(see nbdkit-vram-plugin(1))");
   }

@@ -48,7 +48,7 @@ struct Config {
   std::optional<uint64_t> min_size; // default depends on size=
   DeviceSelector device;
   unsigned lanes = 0; // 0: one per online CPU
-  uint64_t chunk_size;
+  uint64_t piece_size;
   SwapSafety swap_safety = SwapSafety::attempt;
   unsigned init_timeout_s = 10;
   WaitMode wait = WaitMode::automatic;

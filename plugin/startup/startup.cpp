@@ -84,10 +84,10 @@ Startup::Failure Startup::after_fork()
 void Startup::log_serving() const
 {
   const VramStore &store = *store_;
-  log_info(strformat("serving %s (%llu bytes) of VRAM on %s; %zu I/O lanes, %s chunks",
+  log_info(strformat("serving %s (%llu bytes) of VRAM on %s; %zu I/O lanes, %s pieces",
                      format_byte_size(store.size()).c_str(),
                      static_cast<unsigned long long>(store.size()), layout_.gpu_label.c_str(),
-                     store.lanes(), format_byte_size(store.chunk_size()).c_str()));
+                     store.lanes(), format_byte_size(store.piece_size()).c_str()));
   if (store.allocation() == Allocation::lazy)
     log_info("allocation=lazy: VRAM is held in chunks of " + format_byte_size(store.lazy_chunk()) +
              " while they hold data" +

@@ -1,8 +1,8 @@
 #include "store/io_lane.hpp"
 
 #include "cuda/cuda_error.hpp"
-#include "store/chunk_plan.hpp"
 #include "store/copy_shape.hpp"
+#include "store/piece_plan.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -10,17 +10,17 @@
 
 namespace vram {
 
-IoLane::IoLane(const CudaDriver &driver, uint64_t chunk_size, ZeroSource zeroes,
+IoLane::IoLane(const CudaDriver &driver, uint64_t piece_size, ZeroSource zeroes,
                SharedGpuDetector &shared)
-  : cu_(driver.api()), chunk_(chunk_size), zeroes_(zeroes), shared_(shared)
+  : cu_(driver.api()), piece_(piece_size), zeroes_(zeroes), shared_(shared)
 {
   if (!zeroes_.data || zeroes_.size < copy_engine_min_1d)
     throw std::runtime_error("the lane's source of zeroes is missing or too small");
   void *host = nullptr;
-  CUresult r = cu_.MemHostAlloc(&host, 2 * chunk_, 0);
+  CUresult r = cu_.MemHostAlloc(&host, 2 * piece_, 0);
   if (r != CUDA_SUCCESS)
     throw std::runtime_error("cannot allocate a pinned staging buffer of " +
-                             std::to_string(2 * chunk_) + " bytes: " + driver.describe(r));
+                             std::to_string(2 * piece_) + " bytes: " + driver.describe(r));
   staging_ = PinnedMemory(&cu_, host);
 
   CUstream s = nullptr;
@@ -38,7 +38,7 @@ IoLane::IoLane(const CudaDriver &driver, uint64_t chunk_size, ZeroSource zeroes,
 
 std::byte *IoLane::slot(uint64_t i) const
 {
-  return static_cast<std::byte *>(staging_.get()) + (i % 2) * chunk_;
+  return static_cast<std::byte *>(staging_.get()) + (i % 2) * piece_;
 }
 
 // Waits for everything queued on the stream, so that no copy is still
@@ -80,11 +80,11 @@ CUresult IoLane::write(CUdeviceptr dst, const std::byte *src, uint64_t length)
 {
   const auto issued = SharedGpuDetector::Clock::now();
   const bool engines_only = shared_.copy_engines_only(issued);
-  const ChunkPlan plan(length, chunk_);
+  const PiecePlan plan(length, piece_);
   const uint64_t n = plan.count();
   CUresult r;
   for (uint64_t i = 0; i < n; ++i) {
-    Chunk c = plan[i];
+    Piece c = plan[i];
     // A last piece of one byte has no copy-engine shape: it takes the byte
     // before it along, written again with the same value after the piece
     // that wrote it (one stream: in order).
@@ -92,7 +92,7 @@ CUresult IoLane::write(CUdeviceptr dst, const std::byte *src, uint64_t length)
       c.offset -= 1;
       c.length = 2;
     }
-    // Slot i%2 was last used by chunk i-2: wait until the GPU has read it.
+    // Slot i%2 was last used by piece i-2: wait until the GPU has read it.
     if (i >= 2 && (r = cu_.EventSynchronize(done_[i % 2].get())) != CUDA_SUCCESS) return drain(r);
     std::memcpy(slot(i), src + c.offset, c.length);
     if ((r = enqueue_write(dst + c.offset, slot(i), c.length, engines_only)) != CUDA_SUCCESS)
@@ -113,11 +113,11 @@ CUresult IoLane::write(CUdeviceptr dst, const std::byte *src, uint64_t length)
 
 CUresult IoLane::read(std::byte *dst, CUdeviceptr src, uint64_t length)
 {
-  const ChunkPlan plan(length, chunk_);
+  const PiecePlan plan(length, piece_);
   const uint64_t n = plan.count();
   CUresult r;
   auto enqueue = [&](uint64_t i) {
-    const Chunk c = plan[i];
+    const Piece c = plan[i];
     CUresult e = cu_.MemcpyDtoHAsync(slot(i), src + c.offset, c.length, stream_.get());
     if (e == CUDA_SUCCESS) e = cu_.EventRecord(done_[i % 2].get(), stream_.get());
     return e;
@@ -136,7 +136,7 @@ CUresult IoLane::read(std::byte *dst, CUdeviceptr src, uint64_t length)
     if ((r = enqueue(i)) != CUDA_SUCCESS) return drain(r);
   for (uint64_t i = 0; i < n; ++i) {
     if ((r = cu_.EventSynchronize(done_[i % 2].get())) != CUDA_SUCCESS) return drain(r);
-    const Chunk c = plan[i];
+    const Piece c = plan[i];
     std::memcpy(dst + c.offset, slot(i), c.length);
     if (i + 2 < n && (r = enqueue(i + 2)) != CUDA_SUCCESS) return drain(r);
   }

@@ -31,7 +31,7 @@ struct ZeroSource {
 class IoLane {
 public:
   // Throws std::runtime_error with a message when a resource cannot be had.
-  IoLane(const CudaDriver &driver, uint64_t chunk_size, ZeroSource zeroes,
+  IoLane(const CudaDriver &driver, uint64_t piece_size, ZeroSource zeroes,
          SharedGpuDetector &shared);
 
   IoLane(const IoLane &) = delete;
@@ -63,7 +63,7 @@ private:
   CUresult enqueue_write(CUdeviceptr dst, const std::byte *src, uint64_t length, bool engines_only);
 
   const CudaApi &cu_;
-  uint64_t chunk_;
+  uint64_t piece_;
   ZeroSource zeroes_;
   SharedGpuDetector &shared_;
   PinnedMemory staging_;

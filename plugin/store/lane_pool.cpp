@@ -8,7 +8,7 @@
 
 namespace vram {
 
-LanePool::LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size, ShareGpu share)
+LanePool::LanePool(const CudaDriver &driver, unsigned count, uint64_t piece_size, ShareGpu share)
   : shared_(share)
 {
   const CudaApi &cu = driver.api();
@@ -22,7 +22,7 @@ LanePool::LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size
   lanes_.reserve(count);
   idle_.reserve(count);
   for (unsigned i = 0; i < count; ++i) {
-    lanes_.push_back(std::make_unique<IoLane>(driver, chunk_size, zeroes, shared_));
+    lanes_.push_back(std::make_unique<IoLane>(driver, piece_size, zeroes, shared_));
     idle_.push_back(i);
   }
 }

@@ -30,7 +30,7 @@ public:
   };
 
   // Throws std::runtime_error if a lane cannot be created.
-  LanePool(const CudaDriver &driver, unsigned count, uint64_t chunk_size, ShareGpu share);
+  LanePool(const CudaDriver &driver, unsigned count, uint64_t piece_size, ShareGpu share);
 
   // The pinned zeroes every lane copies from: large enough that a long
   // zero, copied in pieces of this size queued back to back, runs near

@@ -126,8 +126,8 @@ VramStore::VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMem
                      const Layout &layout)
   : driver_(driver), cu_(driver.api()), context_(std::move(context)), memory_(std::move(memory)),
     lazy_(std::move(lazy)), base_(lazy_ ? lazy_->base() : memory_.get()), size_(size),
-    chunk_size_(config.chunk_size), gpu_label_(layout.gpu_label),
-    pool_(driver, layout.lanes, config.chunk_size, config.share_gpu)
+    piece_size_(config.piece_size), gpu_label_(layout.gpu_label),
+    pool_(driver, layout.lanes, config.piece_size, config.share_gpu)
 {
   static std::atomic<uint64_t> stores{0};
   generation_ = ++stores;

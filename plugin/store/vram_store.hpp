@@ -61,7 +61,7 @@ public:
   size_t spare_target() const { return lazy_ ? lazy_->spare_target() : 0; }
   uint64_t lazy_chunk() const { return lazy_ ? lazy_->chunk_size() : 0; }
   size_t lanes() const { return pool_.size(); }
-  uint64_t chunk_size() const { return chunk_size_; }
+  uint64_t piece_size() const { return piece_size_; }
   // share-gpu=, how often another program's GPU work has been seen, and
   // whether requests use only copy-engine shapes now.
   ShareGpu share_gpu() const { return pool_.shared().mode(); }
@@ -104,7 +104,7 @@ private:
   std::unique_ptr<LazyVram> lazy_; // lazy
   CUdeviceptr base_;               // byte 0 of the export
   uint64_t size_;
-  uint64_t chunk_size_;
+  uint64_t piece_size_;
   std::string gpu_label_;
   LanePool pool_;
   uint64_t generation_ = 0;

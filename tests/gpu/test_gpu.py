@@ -32,7 +32,7 @@ def test_semantics_zero_trim_fua_flush(vram_server):
 
 
 def test_random_writes_over_many_connections_read_back_exactly(vram_server):
-    s = vram_server("size=2G", "chunk-size=64K")
+    s = vram_server("size=2G", "piece-size=64K")
     r = verify("random", s.uri, "--connections", 8, "--ops", 4000, "--span", GiB)
     assert r.returncode == 0, r.stderr
     assert "all bytes match" in r.stdout
@@ -153,9 +153,9 @@ def test_lazy_semantics_and_random_integrity(vram_server):
     assert "all bytes match" in r.stdout
 
 
-@pytest.mark.parametrize("params", [("chunk-size=64K", "share-gpu=yes"),
+@pytest.mark.parametrize("params", [("piece-size=64K", "share-gpu=yes"),
                                     ("allocation=lazy", "lazy-chunk=2M", "share-gpu=yes"),
-                                    ("chunk-size=64K", "share-gpu=auto"),
+                                    ("piece-size=64K", "share-gpu=auto"),
                                     ("allocation=lazy", "lazy-chunk=2M")],
                          ids=["eager-yes", "lazy-yes", "eager-auto", "lazy-auto"])
 def test_beside_a_compute_job_writes_zeroes_trims_read_back_exactly(vram_server, compute_job,

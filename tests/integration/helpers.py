@@ -31,8 +31,8 @@ SANITIZED = bool(os.environ.get("VRAM_NBDKIT_PRELOAD"))
 PRELOAD_EXIT_HANG = ("nbdkit with libasan preloaded hangs at exit after strerror()/dlerror() "
                      "(p11-kit destructor deadlock; not the plugin)")
 
-# The plugin's default pipelining chunk (chunk-size=).
-DEFAULT_CHUNK = 256 * KiB
+# The plugin's default pipelining piece (piece-size=).
+DEFAULT_PIECE = 256 * KiB
 
 # Lines in nbdkit's output that mean a bug, whatever the test checks:
 # sanitizer reports, and the fake driver's complaints about misuse of the

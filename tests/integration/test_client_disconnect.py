@@ -79,7 +79,7 @@ def background_traffic(server, data, stop, errors):
 def test_clients_killed_mid_request_leave_others_served(vram, connect, threads):
     # Slow copies in small chunks: the killed client's requests are
     # certainly still running when it dies.
-    server = vram("size=64M", "chunk-size=16K", env={"FAKECUDA_LATENCY_US": "200"},
+    server = vram("size=64M", "piece-size=16K", env={"FAKECUDA_LATENCY_US": "200"},
                   options=threads)
     try:
         check_clients_killed_mid_request(server, connect)

@@ -8,19 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 import nbd
 import pytest
 
-from .helpers import DEFAULT_CHUNK, KiB, MiB, assert_same, read_export, wait_for
+from .helpers import DEFAULT_PIECE, KiB, MiB, assert_same, read_export, wait_for
 
 EXPORT = 64 * MiB
 WRITERS = 4
 REGION = EXPORT // WRITERS  # each writer owns one region: no write-write races
 
 VARIANTS = {
-    "defaults": ([], {}, DEFAULT_CHUNK),
+    "defaults": ([], {}, DEFAULT_PIECE),
     # Small chunks and a slow fake GPU: a 4 MiB request is 256 pipelined
     # chunks, with copies still in flight while the next chunk is staged.
-    "chunk-16k-slow-gpu": (["chunk-size=16K"], {"FAKECUDA_LATENCY_US": "150"}, 16 * KiB),
+    "piece-16k-slow-gpu": (["piece-size=16K"], {"FAKECUDA_LATENCY_US": "150"}, 16 * KiB),
     # Fewer lanes than connections: requests queue for a lane.
-    "one-lane": (["lanes=1", "chunk-size=64K"], {"FAKECUDA_LATENCY_US": "20"}, 64 * KiB),
+    "one-lane": (["lanes=1", "piece-size=64K"], {"FAKECUDA_LATENCY_US": "20"}, 64 * KiB),
 }
 
 
@@ -89,7 +89,7 @@ def test_concurrent_random_writes_read_back_byte_exact(vram, connect, variant):
 
 def test_many_requests_in_flight_on_one_connection(vram, connect):
     """More requests in flight than lanes: each one still lands whole."""
-    server = vram("size=64M", "lanes=2", "chunk-size=32K", env={"FAKECUDA_LATENCY_US": "50"})
+    server = vram("size=64M", "lanes=2", "piece-size=32K", env={"FAKECUDA_LATENCY_US": "50"})
     h = connect(server)
     rng = random.Random(7)
     pieces = []

@@ -24,17 +24,17 @@ CASES = [
     (["64M", "lanes=0"], ["lanes=0:", "expected a whole number from 1 to 1024"]),
     (["64M", "lanes=2000"], ["lanes=2000:", "from 1 to 1024"]),
     (["64M", "lanes=two"], ["lanes=two:", "from 1 to 1024"]),
-    (["64M", "chunk-size=1K"], ["chunk-size=1K:", "multiple of 4K from 4K to 64M"]),
-    (["64M", "chunk-size=6K"], ["chunk-size=6K:", "multiple of 4K from 4K to 64M"]),
-    (["64M", "chunk-size=128M"], ["chunk-size=128M:", "multiple of 4K from 4K to 64M"]),
-    (["64M", "chunk-size=fast"], ["chunk-size=fast:", ACCEPTED_SIZE]),
+    (["64M", "piece-size=1K"], ["piece-size=1K:", "multiple of 4K from 4K to 64M"]),
+    (["64M", "piece-size=6K"], ["piece-size=6K:", "multiple of 4K from 4K to 64M"]),
+    (["64M", "piece-size=128M"], ["piece-size=128M:", "multiple of 4K from 4K to 64M"]),
+    (["64M", "piece-size=fast"], ["piece-size=fast:", ACCEPTED_SIZE]),
     (["64M", "swap-safety=yes"], ["swap-safety=yes:", "'attempt'", "'require'", "'off'"]),
     (["64M", "init-timeout=-1"], ["init-timeout=-1:", "whole number from 0 to 3600"]),
     (["64M", "init-timeout=1h"], ["init-timeout=1h:", "whole number from 0 to 3600"]),
     (["64M", "init-timeout=3601"], ["init-timeout=3601:", "from 0 to 3600"]),
     (["64M", "colour=blue"], ["unknown parameter 'colour'",
                               "accepted parameters are size, reserve, step, min-size, device, "
-                              "lanes, chunk-size, swap-safety, init-timeout, wait, allocation, "
+                              "lanes, piece-size, swap-safety, init-timeout, wait, allocation, "
                               "lazy-chunk, lazy-spare, status-file"]),
     (["64M", "lane=2"], ["unknown parameter 'lane'"]),
     (["64M", "allocation=sparse"], ["allocation=sparse:", "'eager'", "'lazy'"]),

@@ -87,7 +87,7 @@ def test_sticky_error_mid_run_under_load_is_logged_once(vram, connect, tmp_path)
     """Many requests from several connections hit the failure at the same
     time; the reason is still logged exactly once."""
     trigger = tmp_path / "trigger"
-    server = vram("size=64M", "chunk-size=32K",
+    server = vram("size=64M", "piece-size=32K",
                   env={"FAKECUDA_TRIGGER_FILE": str(trigger), "FAKECUDA_LATENCY_US": "100"})
     data = random.Random(1).randbytes(4 * MiB)
     connect(server).pwrite(data, 0)

@@ -58,7 +58,7 @@ def test_failed_read_in_the_middle_of_a_pipelined_request(vram, connect):
 
 def test_trigger_file_fails_exactly_one_request_mid_run(vram, connect, tmp_path):
     trigger = tmp_path / "trigger"
-    server = vram("size=64M", "chunk-size=64K", env={"FAKECUDA_TRIGGER_FILE": str(trigger)})
+    server = vram("size=64M", "piece-size=64K", env={"FAKECUDA_TRIGGER_FILE": str(trigger)})
     data = random.Random(2).randbytes(8 * MiB)
     connect(server).pwrite(data, 0)
 

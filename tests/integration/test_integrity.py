@@ -218,7 +218,7 @@ def test_a_block_left_unknown_by_transient_gpu_errors_is_not_called_corrupt(vram
     its blocks back to learn what they hold fails too for one of them.  No
     block is corrupt, and none may be reported so: the next good read takes
     what VRAM holds (issue 15's reproduction)."""
-    server = integrity(vram, "chunk-size=4K", "lanes=1", env={"FAKECUDA_FAIL_EVERY": "4"})
+    server = integrity(vram, "piece-size=4K", "lanes=1", env={"FAKECUDA_FAIL_EVERY": "4"})
     h = connect(server)
     h.pwrite(b"a" * 8192, 0)  # copies 1 and 2
     with pytest.raises(nbd.Error):

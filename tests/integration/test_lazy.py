@@ -180,7 +180,7 @@ def test_a_chunk_that_could_not_be_unmapped_stays_until_a_later_trim(vram, conne
 def test_random_requests_match_a_model(vram, connect, tmp_path):
     """Writes, zeroes, trims and reads of every size and alignment, over
     several connections, against an in-memory model of the export."""
-    lazy = Lazy(vram, tmp_path, "chunk-size=64K")
+    lazy = Lazy(vram, tmp_path, "piece-size=64K")
     hs = [connect(lazy.server) for _ in range(3)]
     model = bytearray(SIZE)
     rng = random.Random(7)

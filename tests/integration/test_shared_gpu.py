@@ -33,7 +33,7 @@ LENGTHS = [2, 3, 511, 512, 1000, 4095, 4096, 4097, 8192, 28 * KiB, 32 * KiB - 1,
 
 MODES = {
     "eager": ("allocation=eager", "share-gpu=yes"),
-    "eager-small-pieces": ("allocation=eager", "chunk-size=4K", "share-gpu=yes"),
+    "eager-small-pieces": ("allocation=eager", "piece-size=4K", "share-gpu=yes"),
     "lazy": ("allocation=lazy", "lazy-chunk=2M", "share-gpu=yes"),
 }
 

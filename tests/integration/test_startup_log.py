@@ -1,5 +1,5 @@
 """The log tells the administrator what is being served (size, GPU, lanes,
-chunk size) and which swap protections are in force, so that a swap
+piece size) and which swap protections are in force, so that a swap
 device that could deadlock never goes unnoticed."""
 import re
 import subprocess
@@ -37,10 +37,17 @@ def proc_status(pid, field):
     raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
-def test_log_names_size_device_lanes_and_chunks(vram):
-    server = vram("size=40M", "device=1", "lanes=3", "chunk-size=64K", gpus=TWO_GPUS)
+def test_log_names_size_device_lanes_and_pieces(vram):
+    server = vram("size=40M", "device=1", "lanes=3", "piece-size=64K", gpus=TWO_GPUS)
     assert ("serving 40.0 MiB (41943040 bytes) of VRAM on GPU 1 (Beta, 0000:af:00.0); "
-            "3 I/O lanes, 64.0 KiB chunks" in server.log_text()), server.log_text()
+            "3 I/O lanes, 64.0 KiB pieces" in server.log_text()), server.log_text()
+
+
+def test_the_old_name_of_piece_size_still_works_and_says_so(vram):
+    server = vram("size=40M", "chunk-size=64K")
+    log = server.log_text()
+    assert "64.0 KiB pieces" in log, log
+    assert "chunk-size= is the old name of piece-size=" in log, log
 
 
 def test_log_names_the_size_after_backoff(vram):

@@ -35,7 +35,7 @@ TEST(Config, Defaults)
   EXPECT_EQ(c.device.kind, DeviceSelector::Kind::index);
   EXPECT_EQ(c.device.index, 0u);
   EXPECT_EQ(c.lanes, 0u);
-  EXPECT_EQ(c.chunk_size, 256 * KiB);
+  EXPECT_EQ(c.piece_size, 256 * KiB);
   EXPECT_EQ(c.swap_safety, SwapSafety::attempt);
   EXPECT_EQ(c.allocation, Allocation::eager);
   EXPECT_EQ(c.lazy_chunk, 2 * MiB); // about the kernel's 1 MiB swap cluster
@@ -81,7 +81,7 @@ TEST(Config, EveryParameter)
                                 {"min-size", "1G"},
                                 {"device", "GPU-8a3c1f2e-0b4d-4e5f-9a6b-7c8d9e0f1a2b"},
                                 {"lanes", "8"},
-                                {"chunk-size", "1M"},
+                                {"piece-size", "1M"},
                                 {"swap-safety", "require"},
                                 {"init-timeout", "0"},
                                 {"wait", "block"}});
@@ -90,7 +90,7 @@ TEST(Config, EveryParameter)
   EXPECT_EQ(*c.min_size, 1 * GiB);
   EXPECT_EQ(c.device.kind, DeviceSelector::Kind::uuid);
   EXPECT_EQ(c.lanes, 8u);
-  EXPECT_EQ(c.chunk_size, 1 * MiB);
+  EXPECT_EQ(c.piece_size, 1 * MiB);
   EXPECT_EQ(c.swap_safety, SwapSafety::require);
   EXPECT_EQ(c.init_timeout_s, 0u);
   EXPECT_EQ(c.wait, WaitMode::block);

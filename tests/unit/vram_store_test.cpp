@@ -112,7 +112,7 @@ TEST_F(StoreTest, ExplicitSizeIsServed) { EXPECT_EQ(open({{"size", "32M"}}).size
 
 TEST_F(StoreTest, ReadsBackWhatWasWrittenAtManySizesAndAlignments)
 {
-  VramStore &s = open({{"size", "16M"}, {"chunk-size", "16K"}});
+  VramStore &s = open({{"size", "16M"}, {"piece-size", "16K"}});
   std::mt19937_64 rng(1);
   std::vector<std::byte> shadow(s.size());
   for (int i = 0; i < 300; ++i) {
@@ -134,7 +134,7 @@ TEST_F(StoreTest, PipelinedRequestsSurviveASlowGpu)
   // Each async copy sleeps in the fake GPU: a lane that reused a staging
   // slot before the GPU had finished with it would corrupt data here.
   setenv("FAKECUDA_LATENCY_US", "200", 1);
-  VramStore &s = open({{"size", "8M"}, {"chunk-size", "4K"}});
+  VramStore &s = open({{"size", "8M"}, {"piece-size", "4K"}});
   std::mt19937_64 rng(2);
   auto data = random_bytes(rng, 1 * MiB);
   ASSERT_TRUE(s.write(data.data(), data.size(), 12345));
@@ -146,7 +146,7 @@ TEST_F(StoreTest, PipelinedRequestsSurviveASlowGpu)
 TEST_F(StoreTest, ManyThreadsShareFewLanes)
 {
   setenv("FAKECUDA_LATENCY_US", "20", 1);
-  VramStore &s = open({{"size", "16M"}, {"chunk-size", "8K"}}, 3);
+  VramStore &s = open({{"size", "16M"}, {"piece-size", "8K"}}, 3);
   constexpr int threads = 8;
   const uint64_t region = s.size() / threads;
   std::vector<std::thread> pool;
@@ -297,7 +297,7 @@ TEST_F(StoreTest, StickyFailureDuringAPipelinedReadReturnsNoData)
 {
   setenv("FAKECUDA_FAIL_COPY", "5", 1);
   setenv("FAKECUDA_FAIL_MODE", "sticky", 1);
-  VramStore &s = open({{"size", "4M"}, {"chunk-size", "4K"}});
+  VramStore &s = open({{"size", "4M"}, {"piece-size", "4K"}});
   std::vector<std::byte> back(64 * KiB);
   EXPECT_EQ(s.read(back.data(), back.size(), 0).errnum, EIO);
   EXPECT_TRUE(s.failed());
@@ -356,7 +356,7 @@ TEST_F(StoreTest, WritesAndZeroesOfEveryShapeStayOnTheCopyEngines)
 {
   const std::string timesliced = (dir_ / "timesliced").string();
   setenv("FAKECUDA_TIMESLICE_FILE", timesliced.c_str(), 1);
-  VramStore &s = open({{"size", "16M"}, {"chunk-size", "4K"}, {"share-gpu", "yes"}});
+  VramStore &s = open({{"size", "16M"}, {"piece-size", "4K"}, {"share-gpu", "yes"}});
   unsetenv("FAKECUDA_TIMESLICE_FILE");
   const auto lines = [&] {
     std::vector<std::string> v;
