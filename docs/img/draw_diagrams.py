@@ -72,7 +72,7 @@ TIERS = [
 
 def draw_tiers(out):
     w, box_w, box_h, gap = 760, 380, 64, 34
-    svg = Svg(w, 60 + len(TIERS) * (box_h + gap))
+    svg = Svg(w, 30 + len(TIERS) * (box_h + gap))
     svg.text(w / 2, 28, "Linux swap tiers: the kernel fills the highest priority first", size=15)
     x = 40
     for i, (title, lines, fill) in enumerate(TIERS):
@@ -114,7 +114,7 @@ PATH = [
 
 
 def draw_request_path(out):
-    w, box_w, box_h, gap = 860, 420, 54, 26
+    w, box_w, box_h, gap = 900, 420, 54, 26
     svg = Svg(w, 50 + len(PATH) * (box_h + gap))
     svg.text(w / 2, 26, "One request's path", size=15)
     x = 30
