@@ -560,18 +560,18 @@ echo $$ >"$VRAM_SWAP_SYS_BLOCK/$dev/pid"
 """
 
 
-def fake_devices(tmp_path, names=("nbd0", "nbd1"), fail=()):
-    """PATH and environment for the helper over fake nbd devices; each
-    tool named in fail exits 1."""
+def fake_devices(tmp_path, names=("nbd0", "nbd1"), fail=(), sectors=0):
+    """PATH and environment for the helper over fake nbd devices of
+    `sectors` 512-byte sectors; each tool named in fail exits 1."""
     sys_block = tmp_path / "sys-block"
     for name in names:
         (sys_block / name / "queue").mkdir(parents=True)
-        (sys_block / name / "size").write_text("0\n")
+        (sys_block / name / "size").write_text(f"{sectors}\n")
         (sys_block / name / "queue" / "max_sectors_kb").write_text("128\n")
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "nbd-client").write_text(FAKE_CLAIMING_NBD_CLIENT)
-    for tool in ("mkswap", "swapon"):
+    for tool in ("mkswap", "swapon", "dd"):
         (bindir / tool).write_text(f'#!/bin/bash\necho "{tool} $*" >>"$FAKE_LOG"\n'
                                    + ("exit 1\n" if tool in fail else "exit 0\n"))
     for f in bindir.iterdir():
@@ -629,6 +629,23 @@ def test_a_failed_up_detaches_the_device_and_stops_the_server(tmp_path):
     assert not (tmp_path / "run" / "0.dev").exists()
     assert not (tmp_path / "sys-block" / "nbd0" / "pid").exists()
     assert not (tmp_path / "run" / "0.pid").exists() and not (tmp_path / "run" / "0.sock").exists()
+
+
+def test_a_failed_warm_up_fails_the_attach_and_detaches(served, tmp_path):
+    """The reads before swapon fail: the server cannot serve, so the
+    device must not become swap, and is not left attached."""
+    env, proc, sock = served
+    extra, log = fake_devices(tmp_path, names=("nbd0",), fail=("dd",), sectors=2 * 1024 * 1024)
+    write_config(tmp_path, "SIZE=128M\nSWAP_SAFETY=attempt\nCONNECTIONS=1\nMIN_FREE_KB=keep\n")
+    r = subprocess.run(["bash", "-euc", sourced("cmd_attach 0")], env=dict(env, **extra),
+                       capture_output=True, text=True, timeout=120)
+    calls = log.read_text().splitlines()
+    assert r.returncode == 1, r.stderr
+    assert "reading /dev/nbd0 failed" in r.stderr and "/dev/nbd0 was detached" in r.stderr
+    assert "warm-up read on /dev/nbd0 failed" in r.stderr
+    assert "-d /dev/nbd0" in calls and not any(c.startswith("mkswap") for c in calls), calls
+    assert not (tmp_path / "run" / "0.dev").exists()
+    assert proc.poll() is None  # attach leaves the server to its unit
 
 
 def test_the_build_renders_the_helpers_man_page():
