@@ -3,7 +3,7 @@
 #pragma once
 
 #include "backend.hpp"
-#include "log.hpp"
+#include "logging.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -101,15 +101,15 @@ public:
   CapturedLog()
   {
     clear();
-    integrity::set_log_sink(sink);
+    vram::set_log_sink(sink);
   }
-  ~CapturedLog() { integrity::set_log_sink(nullptr); }
+  ~CapturedLog() { vram::set_log_sink(nullptr); }
   CapturedLog(const CapturedLog &) = delete;
   CapturedLog &operator=(const CapturedLog &) = delete;
 
-  std::vector<std::string> errors() const { return of(integrity::LogLevel::error); }
-  std::vector<std::string> infos() const { return of(integrity::LogLevel::info); }
-  std::vector<std::string> warnings() const { return of(integrity::LogLevel::warning); }
+  std::vector<std::string> errors() const { return of(vram::LogLevel::error); }
+  std::vector<std::string> infos() const { return of(vram::LogLevel::info); }
+  std::vector<std::string> warnings() const { return of(vram::LogLevel::warning); }
   void clear()
   {
     const std::lock_guard lock(mutex());
@@ -117,7 +117,7 @@ public:
   }
 
 private:
-  using Line = std::pair<integrity::LogLevel, std::string>;
+  using Line = std::pair<vram::LogLevel, std::string>;
   static std::mutex &mutex()
   {
     static std::mutex m;
@@ -128,12 +128,12 @@ private:
     static std::vector<Line> l;
     return l;
   }
-  static void sink(integrity::LogLevel level, const std::string &message)
+  static void sink(vram::LogLevel level, const std::string &message)
   {
     const std::lock_guard lock(mutex());
     lines().emplace_back(level, message);
   }
-  std::vector<std::string> of(integrity::LogLevel level) const
+  std::vector<std::string> of(vram::LogLevel level) const
   {
     const std::lock_guard lock(mutex());
     std::vector<std::string> out;
