@@ -552,21 +552,25 @@ def test_attach_with_one_connection_does_not_check(tmp_path):
 # (its pid file) half a second in, so two attaches at once overlap.
 FAKE_CLAIMING_NBD_CLIENT = r"""#!/bin/bash
 echo "$*" >>"$FAKE_LOG"
-if [[ $1 == -d ]]; then rm -f "$VRAM_SWAP_SYS_BLOCK/${2#/dev/}/pid"; exit 0; fi
+if [[ $1 == -d ]]; then
+  rm -f "$VRAM_SWAP_SYS_BLOCK/${2#/dev/}/pid"; echo 0 >"$VRAM_SWAP_SYS_BLOCK/${2#/dev/}/size"; exit 0
+fi
 dev=${3#/dev/}
 sleep 0.5
 if [[ -e $VRAM_SWAP_SYS_BLOCK/$dev/pid ]]; then echo "nbd-client: /dev/$dev is in use" >&2; exit 1; fi
 echo $$ >"$VRAM_SWAP_SYS_BLOCK/$dev/pid"
+echo "$FAKE_SECTORS" >"$VRAM_SWAP_SYS_BLOCK/$dev/size"
 """
 
 
 def fake_devices(tmp_path, names=("nbd0", "nbd1"), fail=(), sectors=0):
-    """PATH and environment for the helper over fake nbd devices of
-    `sectors` 512-byte sectors; each tool named in fail exits 1."""
+    """PATH and environment for the helper over fake nbd devices, free
+    (size 0) until attached, then of `sectors` 512-byte sectors; each tool
+    named in fail exits 1."""
     sys_block = tmp_path / "sys-block"
     for name in names:
         (sys_block / name / "queue").mkdir(parents=True)
-        (sys_block / name / "size").write_text(f"{sectors}\n")
+        (sys_block / name / "size").write_text("0\n")
         (sys_block / name / "queue" / "max_sectors_kb").write_text("128\n")
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -579,7 +583,7 @@ def fake_devices(tmp_path, names=("nbd0", "nbd1"), fail=(), sectors=0):
     log = tmp_path / "calls"
     log.write_text("")
     return {"PATH": f"{bindir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
-            "VRAM_SWAP_SYS_BLOCK": str(sys_block)}, log
+            "VRAM_SWAP_SYS_BLOCK": str(sys_block), "FAKE_SECTORS": str(sectors)}, log
 
 
 def test_two_instances_attaching_at_once_take_different_devices(tmp_path):
