@@ -25,11 +25,10 @@ std::shared_ptr<CheckedExport> ExportRegistry::get(const std::string &name, uint
                   "that the plugin ignores?)");
   auto made = std::make_shared<CheckedExport>(name, size, settings);
   const ChecksumTable &table = made->table();
-  std::string message = "checking export \"" + name + "\" (" + vram::format_byte_size(size) +
-                        ") in " + std::to_string(settings.block_size) +
-                        "-byte blocks with CRC32C (" + std::string(crc32c_implementation()) +
-                        "): checksum table " + vram::format_byte_size(table.bytes()) + " for " +
-                        std::to_string(table.blocks()) + " blocks";
+  std::string message =
+    "checking export \"" + name + "\" (" + vram::format_byte_size(size) + ") in " +
+    std::to_string(settings.block_size) + "-byte blocks with CRC32C (ISA-L): checksum table " +
+    vram::format_byte_size(table.bytes()) + " for " + std::to_string(table.blocks()) + " blocks";
   if (table.locked()) {
     vram::log_info(message + ", locked in RAM");
   } else if (settings.mlock == MlockPolicy::off) {

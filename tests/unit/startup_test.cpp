@@ -20,8 +20,8 @@ class StartupTest : public ::testing::Test {
 protected:
   void SetUp() override
   {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("vram-startup-test-" + std::to_string(getpid()));
+    dir_ =
+      std::filesystem::temp_directory_path() / ("vram-startup-test-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir_);
     setenv("NBDKIT_VRAM_LIBCUDA", FAKECUDA_PATH, 1);
     setenv("FAKECUDA_MEMORY_FILE", (dir_ / "vram").c_str(), 1);
