@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
@@ -60,6 +61,10 @@ Inventory probe_gpus_in_child(unsigned init_timeout_s, const WantFree &want_free
     return failure(std::string("cannot probe the GPU: pipe: ") + errno_text(errno));
   Fd read_end(fds[0]), write_end(fds[1]);
 
+  // The child must not write out what the parent's stdio still buffers
+  // (--dump-plugin's first lines): anything in it that flushes, the driver
+  // or a sanitizer's _exit(), would print them a second time.
+  std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) return failure(std::string("cannot probe the GPU: fork: ") + errno_text(errno));
   if (pid == 0) {
