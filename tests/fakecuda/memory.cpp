@@ -3,6 +3,7 @@
 // (VMM) addresses are handed to vmm.cpp.
 #include "driver.hpp"
 
+#include "copy_engine.hpp"
 #include "trace.hpp"
 
 #include <algorithm>
@@ -246,9 +247,13 @@ CUresult Driver::move_bytes(const Transfer &t, bool on_worker)
   }
   std::byte *dev_bytes = d->base + offset;
   switch (t.kind) {
-  case TransferKind::HtoD: std::memcpy(dev_bytes, t.host, t.bytes); break;
-  case TransferKind::DtoH: std::memcpy(t.host, dev_bytes, t.bytes); break;
-  case TransferKind::Memset: std::memset(dev_bytes, t.value, t.bytes); break;
+  case TransferKind::HtoD:
+    engine_to_device(dev_bytes, static_cast<const std::byte *>(t.host), t.bytes);
+    break;
+  case TransferKind::DtoH:
+    engine_to_host(static_cast<std::byte *>(t.host), dev_bytes, t.bytes);
+    break;
+  case TransferKind::Memset: engine_fill(dev_bytes, t.value, t.bytes); break;
   }
   if (on_worker)
     trace_note("worker ran %s dptr=0x%llx bytes=%zu", t.api,

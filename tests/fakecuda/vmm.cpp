@@ -10,6 +10,7 @@
 // too, always taken after vmm_.mu.
 #include "driver.hpp"
 
+#include "copy_engine.hpp"
 #include "trace.hpp"
 
 #include <algorithm>
@@ -332,9 +333,9 @@ CUresult Driver::execute_vmm(const Transfer &t)
         devices_[static_cast<std::size_t>(m.device)]->base + m.region_offset + offset;
       const std::uint64_t done = va - t.dptr;
       switch (t.kind) {
-      case TransferKind::HtoD: std::memcpy(dev, host + done, length); break;
-      case TransferKind::DtoH: std::memcpy(host + done, dev, length); break;
-      case TransferKind::Memset: std::memset(dev, t.value, length); break;
+      case TransferKind::HtoD: engine_to_device(dev, host + done, length); break;
+      case TransferKind::DtoH: engine_to_host(host + done, dev, length); break;
+      case TransferKind::Memset: engine_fill(dev, t.value, length); break;
       }
       return true;
     });

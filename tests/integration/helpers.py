@@ -18,8 +18,8 @@ KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 
-# Set when the sanitizer runtime is preloaded into an uninstrumented nbdkit
-# (tests/run.sh's ASan stage).
+# Set when a sanitizer runtime is preloaded into an uninstrumented nbdkit
+# (tests/run.sh's ASan and TSan stages).
 SANITIZED = bool(os.environ.get("VRAM_NBDKIT_PRELOAD"))
 
 # On Debian 12, a process with libasan preloaded (not linked) and
@@ -27,8 +27,9 @@ SANITIZED = bool(os.environ.get("VRAM_NBDKIT_PRELOAD"))
 # dlerror() deadlocks at exit, in p11-kit's destructor (freelocale waits on
 # glibc's setlocale lock).  The plugin is not involved: a 5-line C program
 # linked with -lgnutls does the same.  Tests that need such an nbdkit to
-# exit are skipped in that configuration.
-PRELOAD_EXIT_HANG = ("nbdkit with libasan preloaded hangs at exit after strerror()/dlerror() "
+# exit are skipped in that configuration.  Seen with libtsan preloaded too.
+PRELOAD_EXIT_HANG = ("nbdkit with a sanitizer runtime preloaded hangs at exit after "
+                     "strerror()/dlerror() "
                      "(p11-kit destructor deadlock; not the plugin)")
 
 # The plugin's default pipelining piece (piece-size=).
@@ -40,6 +41,8 @@ DEFAULT_PIECE = 256 * KiB
 BUG_PATTERNS = (
     "ERROR: AddressSanitizer",
     "ERROR: LeakSanitizer",
+    "WARNING: ThreadSanitizer",
+    "FATAL: ThreadSanitizer",
     "runtime error:",
     "fakecuda: out-of-bounds",
     "were live; freed them",

@@ -207,7 +207,7 @@ TEST_F(IntegrityCheckedExport, ZeroAndTrimAlignedAndUnaligned)
     ASSERT_EQ(err, 0);
     std::fill_n(shadow.begin() + static_cast<long>(c.off), c.len, std::byte{0});
     if (c.trim) {
-      EXPECT_TRUE(disk.last_flags.may_trim);
+      EXPECT_TRUE(disk.last_flags().may_trim);
     }
   }
   EXPECT_EQ(read_check(0, kSize), 0);
@@ -310,11 +310,11 @@ TEST_F(IntegrityCheckedExport, FlagsArePassedOn)
 {
   const auto data = random_bytes(4096, rng);
   EXPECT_EQ(exp.write(disk, data, 0, {.fua = true}), 0);
-  EXPECT_TRUE(disk.last_flags.fua);
+  EXPECT_TRUE(disk.last_flags().fua);
   EXPECT_EQ(exp.trim(disk, 4096, 0, true), 0);
-  EXPECT_TRUE(disk.last_flags.fua);
-  EXPECT_TRUE(disk.last_flags.may_trim);
-  EXPECT_FALSE(disk.last_flags.fast_zero);
+  EXPECT_TRUE(disk.last_flags().fua);
+  EXPECT_TRUE(disk.last_flags().may_trim);
+  EXPECT_FALSE(disk.last_flags().fast_zero);
 }
 
 TEST(IntegrityCheckedExportBlockSizes, SmallAndLargeBlocks)

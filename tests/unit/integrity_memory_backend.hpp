@@ -42,7 +42,7 @@ public:
   int write(std::span<const std::byte> d, uint64_t off, WriteFlags f) override
   {
     ++writes;
-    last_flags = f;
+    set_last_flags(f);
     if (fail_writes_after >= 0) {
       // Writes this many bytes, then fails: a partial write.
       copy(data_.data() + off, d.data(), std::min<size_t>(d.size(), fail_writes_after));
@@ -55,7 +55,7 @@ public:
   int zero(uint64_t len, uint64_t off, WriteFlags f) override
   {
     ++zeroes;
-    last_flags = f;
+    set_last_flags(f);
     if (refuse_fast_zero && f.fast_zero) return ENOTSUP;
     if (fail_zeroes) return EIO;
     std::memset(data_.data() + off, 0, len);
@@ -69,8 +69,13 @@ public:
   bool fail_zeroes = false;
   bool refuse_fast_zero = false;
   long fail_writes_after = -1;
+  // Counted and kept atomically: the concurrency test's threads all call in.
   std::atomic<int> reads{0}, writes{0}, zeroes{0};
-  WriteFlags last_flags{};
+  WriteFlags last_flags() const
+  {
+    const std::lock_guard lock(flags_mutex_);
+    return last_flags_;
+  }
 
 private:
   void copy(std::byte *dst, const std::byte *src, size_t n)
@@ -93,6 +98,13 @@ private:
   }
 
   std::vector<std::byte> data_;
+  void set_last_flags(WriteFlags f)
+  {
+    const std::lock_guard lock(flags_mutex_);
+    last_flags_ = f;
+  }
+  mutable std::mutex flags_mutex_;
+  WriteFlags last_flags_{};
 };
 
 // Collects what the core logs while it exists (one at a time).
