@@ -3,11 +3,12 @@
 # make-carry.sh: the GPU test suite, then the memory-vs-vram comparison.
 # Logs go to $OUT (the device tool's output folder) or ./device-out.
 #
-#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|lazy|lazy-ab|threads|requests|all]
+#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|crc|lazy|lazy-ab|threads|requests|all]
 #
 # bench: bench/compare.sh (vram vs memory plugin) and bench/core-bench;
 # lanes: the quick comparison at lanes=16, 32 and 64;
 # integrity: bench/integrity_overhead.sh (the integrity filter's cost);
+# crc: the integrity filter's CRC32C against ISA-L's (integrity-crc-bench);
 # lazy: the allocation=lazy GPU tests and bench/lazy_overhead.sh;
 # lazy-ab: lazy's steady-state cost by chunk size and spares;
 # threads: bench/nbdkit_threads.sh (nbdkit's default threads against
@@ -75,6 +76,9 @@ if [[ $what == bench || $what == all ]]; then
 fi
 if [[ $what == integrity ]]; then
   NBDKIT=$VRAM_NBDKIT bash bench/integrity_overhead.sh "$out/integrity" 2>&1 | tee "$out/integrity.log"
+fi
+if [[ $what == crc ]]; then
+  "$VRAM_BUILD_DIR/filters/integrity/integrity-crc-bench" 1 2>&1 | tee "$out/crc-bench.jsonl"
 fi
 if [[ $what == lazy ]]; then
   PYTHONUNBUFFERED=1 python3 -m pytest -v -s -rs -p no:cacheprovider tests/gpu -k "lazy or semantics" \

@@ -20,7 +20,7 @@ build=${1:-$top/build}
 carry=$top/.carry
 rm -rf "$carry"
 mkdir -p "$carry/debs" "$carry/root" "$carry/build/plugin" "$carry/build/tests/gpu" "$carry/build/bench"
-(cd "$carry/debs" && apt-get download -q nbdkit libnbd0 libnbd-bin libunistring2 \
+(cd "$carry/debs" && apt-get download -q nbdkit libnbd0 libnbd-bin libunistring2 libisal2 \
    python3-pytest python3-pluggy python3-iniconfig python3-packaging python3-py >/dev/null)
 for d in "$carry"/debs/*.deb; do dpkg -x "$d" "$carry/root"; done
 rm -rf "$carry/debs" "$carry/root/usr/share/doc" "$carry/root/usr/share/man"
@@ -33,6 +33,7 @@ if [[ -n ${OLD_PLUGIN:-} ]]; then
 fi
 mkdir -p "$carry/build/filters/integrity"
 cp "$build/filters/integrity/nbdkit-integrity-filter.so" "$carry/build/filters/integrity/"
+cp "$build/filters/integrity/integrity-crc-bench" "$carry/build/filters/integrity/"
 if [[ ${WITH_FIO:-} == 1 ]]; then
   command -v fio >/dev/null || { echo "make-carry.sh: WITH_FIO=1 needs fio (apt-get install fio)" >&2; exit 1; }
   mkdir -p "$carry/fio/lib"
