@@ -75,7 +75,7 @@ elif [[ ! -e /proc/driver/nvidia/version ]] && command -v modprobe >/dev/null &&
 fi
 
 say "installing build and run-time dependencies"
-packages=(build-essential cmake pkg-config perl libisal-dev nbdkit nbdkit-plugin-dev nbd-client libnbd-bin kmod)
+packages=(build-essential cmake pkg-config perl libisal-dev liblz4-dev libzstd-dev nbdkit nbdkit-plugin-dev nbd-client libnbd-bin kmod)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

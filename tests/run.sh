@@ -18,7 +18,7 @@ top=$PWD
 
 log() { printf '\n=== %s\n' "$*"; }
 
-packages=(build-essential cmake pkg-config perl libgtest-dev libisal-dev
+packages=(build-essential cmake pkg-config perl libgtest-dev libisal-dev liblz4-dev libzstd-dev
           nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd python3-pytest
           nbd-client shellcheck clang-format systemd
           qemu-system-x86 busybox-static stress-ng e2fsprogs util-linux

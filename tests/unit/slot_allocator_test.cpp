@@ -1,0 +1,305 @@
+#include "compress/slot_allocator.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+using vram::compress::SlotAllocator;
+using Slot = SlotAllocator::Slot;
+
+namespace {
+
+constexpr uint64_t chunk_bytes = 64 * 1024;
+
+// The VRAM side, recorded: which chunks are mapped, and every call.
+struct FakeVram {
+  std::set<uint32_t> mapped;
+  int maps = 0, releases = 0;
+  bool fail_map = false, fail_release = false;
+  std::mutex mu;
+
+  SlotAllocator make(uint32_t chunks, uint32_t spares = 0)
+  {
+    return SlotAllocator(
+      chunk_bytes, chunks, spares,
+      [this](uint32_t c) {
+        const std::lock_guard lock(mu);
+        ++maps;
+        if (fail_map) return false;
+        EXPECT_TRUE(mapped.insert(c).second) << "chunk " << c << " mapped twice";
+        return true;
+      },
+      [this](uint32_t c) {
+        const std::lock_guard lock(mu);
+        ++releases;
+        if (fail_release) return false;
+        EXPECT_EQ(mapped.erase(c), 1u) << "chunk " << c << " released but not mapped";
+        return true;
+      });
+  }
+};
+
+} // namespace
+
+TEST(SlotAllocator, ClassesAreMultiplesOf64BytesUpToAPage)
+{
+  EXPECT_EQ(SlotAllocator::class_of(1), 0);
+  EXPECT_EQ(SlotAllocator::class_of(64), 0);
+  EXPECT_EQ(SlotAllocator::class_of(65), 1);
+  EXPECT_EQ(SlotAllocator::class_of(4095), 63);
+  EXPECT_EQ(SlotAllocator::class_of(4096), 63);
+  EXPECT_EQ(SlotAllocator::class_bytes(0), 64u);
+  EXPECT_EQ(SlotAllocator::class_bytes(63), 4096u);
+  for (uint32_t n = 1; n <= 4096; ++n) {
+    const uint32_t slot = SlotAllocator::class_bytes(SlotAllocator::class_of(n));
+    ASSERT_GE(slot, n);
+    ASSERT_LT(slot - n, 64u) << n;
+  }
+}
+
+TEST(SlotAllocator, FillsAChunkBeforeMappingAnother)
+{
+  FakeVram vram;
+  auto a = vram.make(4);
+  const uint32_t per = a.slots_per_chunk(SlotAllocator::class_of(1000)); // 1024-byte slots
+  EXPECT_EQ(per, 64u);
+  std::set<uint64_t> offsets;
+  for (uint32_t i = 0; i < per; ++i) {
+    const auto s = a.allocate(1000);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->chunk, 0u);
+    EXPECT_TRUE(offsets.insert(a.offset(*s)).second);
+    EXPECT_LT(a.offset(*s) + 1024, chunk_bytes + 1);
+  }
+  EXPECT_EQ(vram.maps, 1);
+  const auto next = a.allocate(1000);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->chunk, 1u);
+  EXPECT_EQ(vram.maps, 2);
+  const auto st = a.stats();
+  EXPECT_EQ(st.chunks_in_classes, 2u);
+  EXPECT_EQ(st.slot_bytes, (per + 1) * 1024u);
+  EXPECT_EQ(st.vram_bytes, 2 * chunk_bytes);
+}
+
+TEST(SlotAllocator, ClassesNeverShareAChunk)
+{
+  FakeVram vram;
+  auto a = vram.make(8);
+  const auto small = a.allocate(100);
+  const auto whole = a.allocate(4096);
+  const auto mid = a.allocate(2000);
+  ASSERT_TRUE(small && whole && mid);
+  EXPECT_NE(small->chunk, whole->chunk);
+  EXPECT_NE(small->chunk, mid->chunk);
+  EXPECT_NE(whole->chunk, mid->chunk);
+  EXPECT_EQ(a.stats().chunks_in_classes, 3u);
+}
+
+TEST(SlotAllocator, TheLastFreeReleasesTheChunkAndItsVramIsGone)
+{
+  FakeVram vram;
+  auto a = vram.make(2);
+  std::vector<Slot> slots;
+  for (int i = 0; i < 10; ++i)
+    slots.push_back(*a.allocate(4096));
+  EXPECT_EQ(vram.mapped.size(), 1u);
+  for (size_t i = 0; i + 1 < slots.size(); ++i)
+    a.free(slots[i]);
+  EXPECT_EQ(vram.releases, 0);
+  a.free(slots.back());
+  EXPECT_EQ(vram.releases, 1);
+  EXPECT_TRUE(vram.mapped.empty());
+  const auto st = a.stats();
+  EXPECT_EQ(st.vram_bytes, 0u);
+  EXPECT_EQ(st.slot_bytes, 0u);
+}
+
+TEST(SlotAllocator, SparesKeepTheirVramForTheNextClass)
+{
+  FakeVram vram;
+  auto a = vram.make(4, /*spares=*/1);
+  const auto s = *a.allocate(300);
+  a.free(s);
+  EXPECT_EQ(vram.releases, 0);
+  EXPECT_EQ(a.stats().spare_chunks, 1u);
+  EXPECT_EQ(a.stats().vram_bytes, chunk_bytes);
+  const auto t = *a.allocate(3000); // another class takes the spare: no map
+  EXPECT_EQ(t.chunk, s.chunk);
+  EXPECT_EQ(vram.maps, 1);
+  EXPECT_EQ(a.stats().spare_chunks, 0u);
+}
+
+TEST(SlotAllocator, NoSpaceUntilSomethingIsFreed)
+{
+  FakeVram vram;
+  auto a = vram.make(2);
+  std::vector<Slot> held;
+  while (auto s = a.allocate(4096))
+    held.push_back(*s);
+  EXPECT_EQ(held.size(), 2 * chunk_bytes / 4096);
+  EXPECT_FALSE(a.allocate(64)); // another class needs a chunk: none left
+  a.free(held.back());
+  held.pop_back();
+  EXPECT_TRUE(a.allocate(4096)); // the hole
+  EXPECT_FALSE(a.allocate(4096));
+}
+
+TEST(SlotAllocator, AFailedMapGivesTheChunkBack)
+{
+  FakeVram vram;
+  auto a = vram.make(1);
+  vram.fail_map = true;
+  EXPECT_FALSE(a.allocate(500));
+  EXPECT_EQ(a.stats().chunks_in_classes, 0u);
+  vram.fail_map = false;
+  const auto s = a.allocate(500);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->chunk, 0u);
+}
+
+TEST(SlotAllocator, AChunkThatCannotBeReleasedStaysASpare)
+{
+  FakeVram vram;
+  auto a = vram.make(1);
+  const auto s = *a.allocate(500);
+  vram.fail_release = true;
+  a.free(s);
+  EXPECT_EQ(a.stats().spare_chunks, 1u);
+  EXPECT_EQ(a.stats().vram_bytes, chunk_bytes);
+  vram.fail_release = false;
+  EXPECT_TRUE(a.allocate(500)); // reused without a map
+  EXPECT_EQ(vram.maps, 1);
+}
+
+TEST(SlotAllocator, MisuseIsRefusedLoudly)
+{
+  FakeVram vram;
+  auto a = vram.make(2);
+  const auto s = *a.allocate(500);
+  const auto keep = *a.allocate(500);
+  a.free(s);
+  EXPECT_THROW(a.free(s), std::logic_error);
+  Slot wrong = keep;
+  wrong.cls = SlotAllocator::class_of(4096);
+  EXPECT_THROW(a.free(wrong), std::logic_error);
+  EXPECT_FALSE(a.allocate(0));
+  EXPECT_FALSE(a.allocate(4097));
+}
+
+TEST(SlotAllocator, EvacuationEmptiesTheSparsestChunkIntoTheOthers)
+{
+  FakeVram vram;
+  auto a = vram.make(8);
+  const uint16_t cls = SlotAllocator::class_of(4096);
+  const uint32_t per = a.slots_per_chunk(cls); // 16
+  std::vector<Slot> slots;
+  for (uint32_t i = 0; i < 3 * per; ++i)
+    slots.push_back(*a.allocate(4096));
+  // Chunk 0 keeps 4, chunk 1 keeps 12, chunk 2 stays full.
+  std::vector<Slot> live;
+  for (const Slot &s : slots) {
+    const bool drop = (s.chunk == 0 && s.index >= 4) || (s.chunk == 1 && s.index >= 12);
+    if (drop) a.free(s);
+    else live.push_back(s);
+  }
+  std::vector<uint32_t> used(per);
+  const auto ev = a.start_evacuation(cls, used);
+  ASSERT_TRUE(ev);
+  EXPECT_EQ(ev->chunk, 0u);
+  ASSERT_EQ(ev->used, 4u);
+  EXPECT_EQ(std::vector<uint32_t>(used.begin(), used.begin() + 4),
+            (std::vector<uint32_t>{0, 1, 2, 3}));
+  // Moves go elsewhere, never into the chunk being emptied.
+  for (uint32_t i = 0; i < ev->used; ++i) {
+    const auto to = a.allocate(4096);
+    ASSERT_TRUE(to);
+    EXPECT_EQ(to->chunk, 1u);
+    a.free(Slot{ev->chunk, used[i], cls});
+  }
+  EXPECT_EQ(vram.releases, 1);
+  EXPECT_EQ(vram.mapped.count(0), 0u);
+  a.finish_evacuation(*ev); // already given back: nothing happens
+  EXPECT_EQ(a.class_stats(cls).chunks, 2u);
+  EXPECT_EQ(a.class_stats(cls).free_slots, 0u);
+}
+
+TEST(SlotAllocator, NoEvacuationWithoutRoomElsewhere)
+{
+  FakeVram vram;
+  auto a = vram.make(8);
+  const uint16_t cls = SlotAllocator::class_of(4096);
+  const uint32_t per = a.slots_per_chunk(cls);
+  std::vector<Slot> slots;
+  for (uint32_t i = 0; i < 2 * per; ++i)
+    slots.push_back(*a.allocate(4096));
+  for (const Slot &s : slots)
+    if (s.chunk == 0 && s.index >= per / 2) a.free(s); // half of chunk 0 free, chunk 1 full
+  std::vector<uint32_t> used(per);
+  EXPECT_FALSE(a.start_evacuation(cls, used));
+  // A chunk put back by finish_evacuation takes pages again.
+  for (const Slot &s : slots)
+    if (s.chunk == 1 && s.index < per / 2) a.free(s);
+  const auto ev = a.start_evacuation(cls, used, /*slack=*/0);
+  ASSERT_TRUE(ev);
+  a.finish_evacuation(*ev);
+  for (uint32_t i = 0; i < per; ++i)
+    ASSERT_TRUE(a.allocate(4096));
+  EXPECT_EQ(a.class_stats(cls).chunks, 2u);
+}
+
+TEST(SlotAllocator, ThreadsNeverShareASlot)
+{
+  FakeVram vram;
+  constexpr uint32_t chunks = 64;
+  auto a = vram.make(chunks, 2);
+  // One owner word per 64-byte granule of the VRAM range.
+  std::vector<std::atomic<int>> owner(chunks * chunk_bytes / 64);
+  std::atomic<int> overlaps{0};
+  std::vector<std::thread> threads;
+  for (int t = 1; t <= 8; ++t)
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      std::vector<Slot> mine;
+      for (int i = 0; i < 20000; ++i) {
+        if (mine.empty() || rng() % 3 != 0) {
+          const auto s = a.allocate(1 + rng() % 4096);
+          if (!s) continue;
+          const uint64_t first = a.offset(*s) / 64, n = SlotAllocator::class_bytes(s->cls) / 64;
+          for (uint64_t g = first; g < first + n; ++g) {
+            int expected = 0;
+            if (!owner[g].compare_exchange_strong(expected, t)) ++overlaps;
+          }
+          mine.push_back(*s);
+        } else {
+          const size_t k = rng() % mine.size();
+          const Slot s = mine[k];
+          mine[k] = mine.back();
+          mine.pop_back();
+          const uint64_t first = a.offset(s) / 64, n = SlotAllocator::class_bytes(s.cls) / 64;
+          for (uint64_t g = first; g < first + n; ++g)
+            owner[g].store(0);
+          a.free(s);
+        }
+      }
+      for (const Slot &s : mine) {
+        const uint64_t first = a.offset(s) / 64, n = SlotAllocator::class_bytes(s.cls) / 64;
+        for (uint64_t g = first; g < first + n; ++g)
+          owner[g].store(0);
+        a.free(s);
+      }
+    });
+  for (auto &t : threads)
+    t.join();
+  EXPECT_EQ(overlaps, 0);
+  const auto st = a.stats();
+  EXPECT_EQ(st.slot_bytes, 0u);
+  EXPECT_EQ(st.chunks_in_classes, 0u);
+  EXPECT_LE(st.spare_chunks, 2u);
+  EXPECT_EQ(vram.mapped.size(), st.spare_chunks);
+}
