@@ -72,7 +72,7 @@ private:
   std::string name_;
   BlockGeometry geometry_;
   ChecksumTable table_;
-  StripeLocks locks_;
+  vram::StripeLocks locks_;
   UnsettledBlocks unsettled_;
   std::atomic<bool> unsettled_full_logged_{false};
 };

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-using namespace integrity;
+using vram::StripeLocks;
 using namespace std::chrono_literals;
 
 namespace {
@@ -29,21 +29,21 @@ template <typename F> bool completes_while_held(F &&attempt)
 
 } // namespace
 
-TEST(IntegrityStripeLocks, RoundsUpToAPowerOfTwo)
+TEST(StripeLocks, RoundsUpToAPowerOfTwo)
 {
   EXPECT_EQ(StripeLocks(1000).stripes(), 1024u);
   EXPECT_EQ(StripeLocks(4096).stripes(), 4096u);
   EXPECT_EQ(StripeLocks(0).stripes(), 1u);
 }
 
-TEST(IntegrityStripeLocks, ReadersShare)
+TEST(StripeLocks, ReadersShare)
 {
   const StripeLocks locks(16);
   const auto held = locks.shared(3, 5);
   EXPECT_TRUE(completes_while_held([&] { const auto g = locks.shared(4, 4); }));
 }
 
-TEST(IntegrityStripeLocks, WriterExcludesReadersAndWritersOfItsBlocks)
+TEST(StripeLocks, WriterExcludesReadersAndWritersOfItsBlocks)
 {
   const StripeLocks locks(16);
   std::atomic<bool> released{false};
@@ -62,7 +62,7 @@ TEST(IntegrityStripeLocks, WriterExcludesReadersAndWritersOfItsBlocks)
   EXPECT_TRUE(saw_released);
 }
 
-TEST(IntegrityStripeLocks, OtherBlocksAreNotBlocked)
+TEST(StripeLocks, OtherBlocksAreNotBlocked)
 {
   const StripeLocks locks(16);
   const auto held = locks.exclusive(3, 5);
@@ -70,7 +70,7 @@ TEST(IntegrityStripeLocks, OtherBlocksAreNotBlocked)
   EXPECT_TRUE(completes_while_held([&] { const auto g = locks.shared(2, 2); }));
 }
 
-TEST(IntegrityStripeLocks, SameStripeDifferentBlockIsBlocked)
+TEST(StripeLocks, SameStripeDifferentBlockIsBlocked)
 {
   // Block 19 shares stripe 3 with block 3 when there are 16 stripes.
   const StripeLocks locks(16);
@@ -89,7 +89,7 @@ TEST(IntegrityStripeLocks, SameStripeDifferentBlockIsBlocked)
   EXPECT_TRUE(got);
 }
 
-TEST(IntegrityStripeLocks, WrappingAndHugeSpansTakeEachStripeOnce)
+TEST(StripeLocks, WrappingAndHugeSpansTakeEachStripeOnce)
 {
   // std::shared_mutex would deadlock (or abort) if a guard locked a
   // stripe twice: these complete only if each stripe is taken once.
@@ -110,7 +110,7 @@ TEST(IntegrityStripeLocks, WrappingAndHugeSpansTakeEachStripeOnce)
   EXPECT_TRUE(completes_while_held([&] { const auto h = locks.exclusive(2, 13); }));
 }
 
-TEST(IntegrityStripeLocks, ManyThreadsRandomSpansNeverDeadlockAndExcludeCorrectly)
+TEST(StripeLocks, ManyThreadsRandomSpansNeverDeadlockAndExcludeCorrectly)
 {
   // Each block has a counter of writers inside; a writer must always be
   // alone, readers never see a writer.

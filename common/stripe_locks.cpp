@@ -2,7 +2,7 @@
 
 #include <bit>
 
-namespace integrity {
+namespace vram {
 
 StripeLocks::StripeLocks(size_t stripes)
   : mask_(std::bit_ceil(stripes < 1 ? size_t{1} : stripes) - 1),
@@ -49,4 +49,4 @@ void StripeLocks::Guard::for_each(auto &&f) const
     f(locks_.stripes_[i].mutex);
 }
 
-} // namespace integrity
+} // namespace vram

@@ -1,7 +1,8 @@
 // Reader-writer locks for blocks, striped: block b is guarded by stripe
 // b mod N.  Reads of a block share its stripe; anything that changes a
-// block's data and its CRC holds the stripe exclusively across both, so a
-// read never sees new data with an old CRC or the reverse.
+// block holds the stripe exclusively (the integrity filter: its data and
+// its CRC together; the compressed store: its page and its table entry),
+// so a read never sees one changed without the other.
 //
 // A request locks the stripes of all its blocks, in ascending stripe
 // order and each once, so two requests can never wait on each other in a
@@ -14,7 +15,7 @@
 #include <memory>
 #include <shared_mutex>
 
-namespace integrity {
+namespace vram {
 
 class StripeLocks {
 public:
@@ -59,4 +60,4 @@ private:
   std::unique_ptr<Stripe[]> stripes_;
 };
 
-} // namespace integrity
+} // namespace vram
