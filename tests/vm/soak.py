@@ -15,6 +15,7 @@ report and what vm-hangdump saw) goes to DIR/summary.md and stdout.
 """
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -94,6 +95,17 @@ def resummarize(out_dir):
     return summarize(rows, sum(r["elapsed_s"] for r in rows))
 
 
+def host_load():
+    """The host's 1-minute load average.  A TCG guest on a host with more
+    runnable threads than CPUs can go unscheduled for many seconds; its
+    kernel then reports a soft lockup at whatever it was doing (seen in a
+    soak beside a sanitizer build: docs/dev/vm-tests.md, finding 13)."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--boots", type=int, default=10, help="boots of each scenario (10)")
@@ -122,10 +134,12 @@ def main(argv):
         for name in names:
             script, kw = scenarios.run_args(scenarios.SOAK[name])
             boot = f"soak-{name}-{i + 1}"
+            load_before = host_load()
             r = vm.run(boot, script, hostcheck=harness.check_vram_ranges, **kw)
             text = r.log.read_text(errors="replace")
             row = {"scenario": name, "boot": i + 1, "verdict": r.verdict, "reason": r.reason,
-                   "elapsed_s": round(r.elapsed, 1), "figures": r.figures}
+                   "elapsed_s": round(r.elapsed, 1), "figures": r.figures,
+                   "host_load": [load_before, host_load()]}
             if r.verdict != "pass":
                 kept = args.out / r.log.name
                 shutil.copy(r.log, kept)
@@ -173,10 +187,16 @@ def summarize(rows, seconds):
         out.append(f"| {name} | {len(mine)} | {passed} | {hung} | {len(mine) - passed - hung} | "
                    f"{times[len(times) // 2]:.0f} | "
                    f"{min(used) // 1024 if used else '-'} | {min(load) // 1024 if load else '-'} |")
+    cpus = os.cpu_count() or 1
+    busy = [r for r in rows if max(x or 0 for x in r.get("host_load") or [0]) > cpus]
+    if busy:
+        out += ["", f"{len(busy)} boots ran with the host's load average above its {cpus} CPUs "
+                "(not an idle machine)."]
     bad = [r for r in rows if r["verdict"] != "pass"]
     for r in bad:
+        load = r.get("host_load")
         out += ["", f"- {r['scenario']} boot {r['boot']}: {r['verdict']}: {r['reason']} "
-                f"(log {r['log']})"]
+                f"(log {r['log']}" + (f"; host load {load[0]} -> {load[1]}" if load else "") + ")"]
         out += [f"  - {line}" for line in r.get("capture", [])]
     return "\n".join(out) + "\n"
 

@@ -66,3 +66,15 @@ def test_the_summary_counts_verdicts_and_shows_the_least_swap_use_of_the_passes(
     assert "| lifecycle | 1 | 1 | 0 | 0 | 50 | 84 | - |" in text
     assert "| integrity-swap | 1 | 0 | 0 | 1 | 20 | - | - |" in text
     assert "- pressure boot 3: hang: why (log /tmp/x.log)\n  - blocked task: kswapd0" in text
+
+
+def test_the_summary_says_which_boots_ran_on_a_busy_host(monkeypatch):
+    monkeypatch.setattr(soak.os, "cpu_count", lambda: 2)
+    quiet = _row("pressure", "pass", {})
+    quiet["host_load"] = [0.4, 1.9]
+    busy = _row("pressure", "crash", {}, boot=2)
+    busy["host_load"] = [1.5, 4.6]
+    old = _row("pressure", "pass", {}, boot=3)  # from before host_load was kept
+    text = soak.summarize([quiet, busy, old], 60)
+    assert "1 boots ran with the host's load average above its 2 CPUs" in text
+    assert "- pressure boot 2: crash: why (log /tmp/x.log; host load 1.5 -> 4.6)" in text
