@@ -37,7 +37,7 @@ void SlotAllocator::unlink(Class &c, uint32_t chunk)
   k.prev = k.next = -1;
 }
 
-std::optional<uint32_t> SlotAllocator::take_chunk(uint16_t cls)
+std::optional<uint32_t> SlotAllocator::take_chunk(uint16_t cls, void *ctx)
 {
   uint32_t chunk = 0;
   bool needs_vram = false;
@@ -56,7 +56,7 @@ std::optional<uint32_t> SlotAllocator::take_chunk(uint16_t cls)
     ++in_classes_;
   }
   // Outside the pool's lock (other classes go on), inside this class's.
-  if (needs_vram && !map_(chunk)) {
+  if (needs_vram && !map_(chunk, ctx)) {
     const std::lock_guard lock(pool_mu_);
     --in_classes_;
     absent_.push_back(chunk);
@@ -80,7 +80,7 @@ std::optional<uint32_t> SlotAllocator::take_chunk(uint16_t cls)
   return chunk;
 }
 
-void SlotAllocator::give_back_chunk(uint32_t chunk)
+void SlotAllocator::give_back_chunk(uint32_t chunk, void *ctx)
 {
   Chunk &k = chunks_[chunk];
   bool keep = false;
@@ -91,7 +91,7 @@ void SlotAllocator::give_back_chunk(uint32_t chunk)
   }
   k.state = State::absent;
   k.used = 0;
-  if (!keep && !release_(chunk)) keep = true; // still holds VRAM: a spare after all
+  if (!keep && !release_(chunk, ctx)) keep = true; // still holds VRAM: a spare after all
   const std::lock_guard lock(pool_mu_);
   if (keep) {
     k.state = State::spare;
@@ -118,14 +118,14 @@ uint32_t SlotAllocator::take_slot(uint32_t chunk)
   throw std::logic_error("slot allocator: a chunk on the free list has no free slot");
 }
 
-std::optional<SlotAllocator::Slot> SlotAllocator::allocate(uint32_t bytes)
+std::optional<SlotAllocator::Slot> SlotAllocator::allocate(uint32_t bytes, void *ctx)
 {
   if (bytes == 0 || bytes > page_bytes) return std::nullopt;
   const uint16_t cls = class_of(bytes);
   Class &c = classes_[cls];
   const std::lock_guard lock(c.mu);
   if (c.head < 0) {
-    const auto chunk = take_chunk(cls);
+    const auto chunk = take_chunk(cls, ctx);
     if (!chunk) return std::nullopt;
     ++c.chunks;
     link(c, *chunk);
@@ -137,7 +137,7 @@ std::optional<SlotAllocator::Slot> SlotAllocator::allocate(uint32_t bytes)
   return Slot{chunk, index, cls};
 }
 
-void SlotAllocator::free(const Slot &slot)
+void SlotAllocator::free(const Slot &slot, void *ctx)
 {
   Class &c = classes_[slot.cls];
   const std::lock_guard lock(c.mu);
@@ -155,7 +155,7 @@ void SlotAllocator::free(const Slot &slot)
   if (k.used == 0) {
     if (k.state == State::in_class && !was_full) unlink(c, slot.chunk);
     --c.chunks;
-    give_back_chunk(slot.chunk);
+    give_back_chunk(slot.chunk, ctx);
   } else if (was_full && k.state == State::in_class) {
     link(c, slot.chunk);
   }
@@ -199,15 +199,16 @@ SlotAllocator::start_evacuation(uint16_t cls, std::span<uint32_t> used, uint32_t
   return Evacuation{chunk, cls, n};
 }
 
-void SlotAllocator::finish_evacuation(const Evacuation &e)
+bool SlotAllocator::finish_evacuation(const Evacuation &e)
 {
   Class &c = classes_[e.cls];
   const std::lock_guard lock(c.mu);
   Chunk &k = chunks_[e.chunk];
   // Emptied and given back (and perhaps taken again since): nothing to do.
-  if (k.state != State::evacuating || k.cls != e.cls) return;
+  if (k.state != State::evacuating || k.cls != e.cls) return true;
   k.state = State::in_class;
   if (k.used < slots_per_chunk(e.cls)) link(c, e.chunk);
+  return false;
 }
 
 SlotAllocator::ClassStats SlotAllocator::class_stats(uint16_t cls) const

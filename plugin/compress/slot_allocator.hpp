@@ -38,11 +38,13 @@ public:
     bool operator==(const Slot &) const = default;
   };
 
-  // map(chunk): give the chunk VRAM (zeroed); false if the GPU has none.
-  // release(chunk): take its VRAM back (zeroed first: swap holds
-  // secrets); false if it is still held, so the chunk is kept as a spare.
-  using MapChunk = std::function<bool(uint32_t)>;
-  using ReleaseChunk = std::function<bool(uint32_t)>;
+  // map(chunk, ctx): give the chunk VRAM (zeroed); false if the GPU has
+  // none.  release(chunk, ctx): take its VRAM back (zeroed first: swap
+  // holds secrets); false if it is still held, so the chunk is kept as a
+  // spare.  `ctx` is what the caller of allocate() or free() passed (the
+  // I/O lane to do it with).
+  using MapChunk = std::function<bool(uint32_t, void *)>;
+  using ReleaseChunk = std::function<bool(uint32_t, void *)>;
 
   // `chunk_bytes` a multiple of 4 KiB; `spares`: empty chunks kept with
   // their VRAM for the next class that needs one, instead of released.
@@ -70,11 +72,11 @@ public:
 
   // A slot for `bytes` (1 to 4096), or nothing when the class has no free
   // slot and no chunk can be had (every chunk in use, or map() failed).
-  std::optional<Slot> allocate(uint32_t bytes);
+  std::optional<Slot> allocate(uint32_t bytes, void *ctx = nullptr);
 
   // Gives a slot back.  A chunk left empty goes to the spares, or is
   // released.
-  void free(const Slot &slot);
+  void free(const Slot &slot, void *ctx = nullptr);
 
   // Compaction.  If the class's free slots could hold every page of its
   // emptiest chunk (and more than `slack` slots would still be free),
@@ -83,7 +85,7 @@ public:
   // and returns the chunk and how many.  The caller moves each page to a
   // slot from allocate() and frees the old one; the last free() releases
   // the chunk.  finish_evacuation() puts a chunk that was not emptied
-  // back into service.
+  // back into service, and says whether it had been emptied.
   struct Evacuation {
     uint32_t chunk;
     uint16_t cls;
@@ -91,7 +93,7 @@ public:
   };
   std::optional<Evacuation> start_evacuation(uint16_t cls, std::span<uint32_t> used,
                                              uint32_t slack = 0);
-  void finish_evacuation(const Evacuation &e);
+  bool finish_evacuation(const Evacuation &e);
   bool in_use(const Slot &slot) const;
 
   struct ClassStats {
@@ -134,8 +136,8 @@ private:
   }
   void link(Class &c, uint32_t chunk);
   void unlink(Class &c, uint32_t chunk);
-  std::optional<uint32_t> take_chunk(uint16_t cls); // with cls's lock held
-  void give_back_chunk(uint32_t chunk);             // with its class's lock held
+  std::optional<uint32_t> take_chunk(uint16_t cls, void *ctx); // with cls's lock held
+  void give_back_chunk(uint32_t chunk, void *ctx);             // with its class's lock held
   uint32_t take_slot(uint32_t chunk);
 
   uint64_t chunk_bytes_;

@@ -27,14 +27,14 @@ struct FakeVram {
   {
     return SlotAllocator(
       chunk_bytes, chunks, spares,
-      [this](uint32_t c) {
+      [this](uint32_t c, void *) {
         const std::lock_guard lock(mu);
         ++maps;
         if (fail_map) return false;
         EXPECT_TRUE(mapped.insert(c).second) << "chunk " << c << " mapped twice";
         return true;
       },
-      [this](uint32_t c) {
+      [this](uint32_t c, void *) {
         const std::lock_guard lock(mu);
         ++releases;
         if (fail_release) return false;
@@ -224,7 +224,7 @@ TEST(SlotAllocator, EvacuationEmptiesTheSparsestChunkIntoTheOthers)
   }
   EXPECT_EQ(vram.releases, 1);
   EXPECT_EQ(vram.mapped.count(0), 0u);
-  a.finish_evacuation(*ev); // already given back: nothing happens
+  EXPECT_TRUE(a.finish_evacuation(*ev)); // already given back: nothing happens
   EXPECT_EQ(a.class_stats(cls).chunks, 2u);
   EXPECT_EQ(a.class_stats(cls).free_slots, 0u);
 }
@@ -247,7 +247,7 @@ TEST(SlotAllocator, NoEvacuationWithoutRoomElsewhere)
     if (s.chunk == 1 && s.index < per / 2) a.free(s);
   const auto ev = a.start_evacuation(cls, used, /*slack=*/0);
   ASSERT_TRUE(ev);
-  a.finish_evacuation(*ev);
+  EXPECT_FALSE(a.finish_evacuation(*ev));
   for (uint32_t i = 0; i < per; ++i)
     ASSERT_TRUE(a.allocate(4096));
   EXPECT_EQ(a.class_stats(cls).chunks, 2u);
