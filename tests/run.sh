@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what a fresh Debian 12
-# machine lacks, builds the plugin three times (plain, ASan/UBSan and
-# ThreadSanitizer), runs the unit tests (ctest) and the integration tests
-# (pytest, real nbdkit, test CUDA driver) against each build, and the VM tests (Debian's kernel under
-# qemu swapping to the plugin: tests/vm, docs/dev/vm-tests.md) against the
-# plain build, then builds the Debian packages, installs, checks and
-# purges them (tests/packages.sh).  GPU tests run only where a GPU is.
+# machine lacks, checks the C++ formatting, builds the plugin three times
+# (plain, ASan/UBSan and ThreadSanitizer), runs the unit tests (ctest) and
+# the integration tests (pytest, real nbdkit, test CUDA driver) against
+# each build, and the VM tests (Debian's kernel under qemu swapping to the
+# plugin: tests/vm, docs/dev/vm-tests.md) against the plain build, then
+# builds the Debian packages, installs, checks and purges them
+# (tests/packages.sh).  GPU tests run only where a GPU is.
 #
 #   bash tests/run.sh            # everything
 #   SKIP_ASAN=1 bash tests/run.sh
