@@ -161,16 +161,6 @@ void SlotAllocator::free(const Slot &slot, void *ctx)
   }
 }
 
-bool SlotAllocator::in_use(const Slot &slot) const
-{
-  const Class &c = classes_[slot.cls];
-  const std::lock_guard lock(c.mu);
-  const Chunk &k = chunks_[slot.chunk];
-  if ((k.state != State::in_class && k.state != State::evacuating) || k.cls != slot.cls)
-    return false;
-  return (bits(slot.chunk)[slot.index / 64] >> (slot.index % 64)) & 1u;
-}
-
 std::optional<SlotAllocator::Evacuation>
 SlotAllocator::start_evacuation(uint16_t cls, std::span<uint32_t> used, uint32_t slack)
 {

@@ -96,7 +96,6 @@ public:
   std::optional<Evacuation> start_evacuation(uint16_t cls, std::span<uint32_t> used,
                                              uint32_t slack = 0);
   bool finish_evacuation(const Evacuation &e);
-  bool in_use(const Slot &slot) const;
 
   struct ClassStats {
     uint32_t chunks = 0;
