@@ -47,18 +47,27 @@ int CompressedExport::encode(Worker &w, std::span<const std::byte> page, PageEnt
   const size_t n = w.codec.compress(page, w.packed, settings_.whole_above);
   const std::span<const std::byte> bytes =
     n ? std::span<const std::byte>(w.packed).first(n) : page.first(page_bytes);
-  const auto slot = slots_.allocate(static_cast<uint32_t>(bytes.size()), w.lane);
-  if (!slot) {
+  SlotAllocator::Slot slot;
+  if (const int r = store(w, bytes, slot, message); r != 0) return r;
+  entry = PageEntry{PageEntry::Kind::stored, 0, slot, static_cast<uint16_t>(bytes.size())};
+  return 0;
+}
+
+int CompressedExport::store(Worker &w, std::span<const std::byte> bytes, SlotAllocator::Slot &slot,
+                            std::string &message)
+{
+  const auto got = slots_.allocate(static_cast<uint32_t>(bytes.size()), w.lane);
+  if (!got) {
     message = "no VRAM left for another page: " + format_byte_size(slots_.stats().vram_bytes) +
               " of VRAM hold " + format_byte_size(table_.stats().original_bytes()) + " of pages";
     return ENOSPC;
   }
-  if (const int r = device_.write(slots_.offset(*slot), bytes, w.lane); r != 0) {
-    slots_.free(*slot, w.lane);
+  if (const int r = device_.write(slots_.offset(*got), bytes, w.lane); r != 0) {
+    slots_.free(*got, w.lane);
     message = "writing a page to VRAM: " + errno_text(r);
     return r;
   }
-  entry = PageEntry{PageEntry::Kind::stored, 0, *slot, static_cast<uint16_t>(bytes.size())};
+  slot = *got;
   return 0;
 }
 
@@ -209,13 +218,10 @@ bool CompressedExport::evacuate(Worker &w, uint16_t cls)
     if (e.kind != PageEntry::Kind::stored || e.slot.chunk != ev->chunk || e.slot.cls != cls) return;
     const auto packed = std::span(w.packed).first(e.length);
     if (device_.read(slots_.offset(e.slot), packed, w.lane) != 0) return;
-    const auto to = slots_.allocate(e.length, w.lane);
-    if (!to) return;
-    if (device_.write(slots_.offset(*to), packed, w.lane) != 0) {
-      slots_.free(*to, w.lane);
-      return;
-    }
-    table_.set(p, PageEntry{PageEntry::Kind::stored, 0, *to, e.length});
+    SlotAllocator::Slot to;
+    std::string ignored; // a page that cannot be moved now stays where it is
+    if (store(w, packed, to, ignored) != 0) return;
+    table_.set(p, PageEntry{PageEntry::Kind::stored, 0, to, e.length});
     slots_.free(e.slot, w.lane);
   });
   return slots_.finish_evacuation(*ev);

@@ -93,6 +93,9 @@ private:
   // The new entry for one page whose contents are `page` (4 KiB), its
   // bytes written to a new slot if it needs one.  0 or an errno value.
   int encode(Worker &w, std::span<const std::byte> page, PageEntry &entry, std::string &message);
+  // `bytes` into a new slot of VRAM.  0 or an errno value.
+  int store(Worker &w, std::span<const std::byte> bytes, SlotAllocator::Slot &slot,
+            std::string &message);
   // One page's contents into `out` (4 KiB).
   int decode(Worker &w, uint64_t page, const PageEntry &e, std::span<std::byte> out,
              std::string &message);
