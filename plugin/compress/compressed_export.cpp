@@ -237,6 +237,16 @@ size_t CompressedExport::compact(Worker &w)
   return emptied;
 }
 
+bool CompressedExport::compact_one(Worker &w)
+{
+  for (uint16_t cls = 0; cls < SlotAllocator::class_count; ++cls)
+    if (evacuate(w, cls)) {
+      compacted_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  return false;
+}
+
 CompressedExport::Stats CompressedExport::stats() const
 {
   return Stats{table_.stats(), slots_.stats(), compacted_.load(std::memory_order_relaxed)};

@@ -81,6 +81,10 @@ public:
   // Empties the sparsest chunks of every class into the others while that
   // gives back at least a chunk, and returns how many chunks it emptied.
   size_t compact(Worker &w);
+  // One step of that: empties one chunk (of the first class where that
+  // is possible) and says whether it did.  For a caller that gives the
+  // lane back between steps.
+  bool compact_one(Worker &w);
 
   struct Stats {
     PageTable::Stats pages;

@@ -32,7 +32,10 @@ const char *const config_help =
   "status-file=<PATH>        Keep the size and VRAM held in this file (KEY=VALUE).\n"
   "requests-file=<PATH>      Keep each thread's request in flight in this file.\n"
   "share-gpu=auto|yes|no     Keep swap fast beside other programs' GPU work: auto\n"
-  "                          (once one is seen, default), yes (always), no.\n";
+  "                          (once one is seen, default), yes (always), no.\n"
+  "compress=none|lz4|zstd[:LEVEL]\n"
+  "                          Keep each 4K page compressed in VRAM held as pages\n"
+  "                          need it; size= is then the uncompressed size (none).\n";
 
 namespace {
 
@@ -173,7 +176,13 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
                         ": expected 'auto' (the driver's choice), 'spin' (lowest latency, "
                         "a busy core per waiting request), 'yield' or 'block' (least CPU "
                         "and power, more latency)");
+  } else if (key == "compress") {
+    std::string error;
+    const auto codec = compress::parse_codec(value, error);
+    if (!codec) throw ConfigError(error);
+    config_.compress = *codec;
   } else if (key == "allocation") {
+    have_allocation_ = true;
     if (value == "eager") config_.allocation = Allocation::eager;
     else if (value == "lazy") config_.allocation = Allocation::lazy;
     else
@@ -211,8 +220,8 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
     throw ConfigError("unknown parameter '" + std::string(key) +
                       "': accepted parameters are size, reserve, step, min-size, "
                       "device, lanes, piece-size, swap-safety, init-timeout, wait, "
-                      "allocation, lazy-chunk, lazy-spare, status-file, requests-file, share-gpu "
-                      "(see nbdkit-vram-plugin(1))");
+                      "allocation, lazy-chunk, lazy-spare, status-file, requests-file, share-gpu, "
+                      "compress (see nbdkit-vram-plugin(1))");
   }
 }
 
@@ -226,6 +235,15 @@ Config ConfigBuilder::finish() const
     throw ConfigError("min-size= (" + format_byte_size(*config_.min_size) +
                       ") is larger than size= (" + format_byte_size(config_.size.bytes) +
                       "): min-size= is the smallest size to fall back to");
+  if (config_.compressed()) {
+    if (have_allocation_ && config_.allocation == Allocation::eager)
+      throw ConfigError("compress=" + compress::format_codec(config_.compress) +
+                        " with allocation=eager: a compressed export holds VRAM as its pages "
+                        "need it (as allocation=lazy does); drop allocation=eager");
+    Config c = config_;
+    c.allocation = Allocation::lazy;
+    return c;
+  }
   return config_;
 }
 

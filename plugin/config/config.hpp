@@ -2,6 +2,7 @@
 // GPU.  Every error names the parameter and the forms it accepts.
 #pragma once
 
+#include "compress/page_codec.hpp"
 #include "config/device_selector.hpp"
 
 #include <cstdint>
@@ -58,6 +59,11 @@ struct Config {
   std::string status_file;            // empty: none
   std::string requests_file;          // empty: none (request_board.hpp)
   ShareGpu share_gpu = ShareGpu::automatic;
+  // compress=: none keeps the export's bytes as they are; otherwise each
+  // 4 KiB page is kept compressed in VRAM held as pages need it, and
+  // size= is the logical size (sizing.hpp).
+  compress::CodecSetting compress;
+  bool compressed() const { return compress.algorithm != compress::Algorithm::none; }
 };
 
 // lanes= when not given: nbdkit runs up to 16 requests per connection at
@@ -82,6 +88,7 @@ public:
 private:
   Config config_;
   bool have_size_ = false;
+  bool have_allocation_ = false;
 };
 
 std::string_view to_string(SwapSafety s);

@@ -2,6 +2,8 @@
 
 #include "byte_size.hpp"
 
+#include <algorithm>
+
 namespace vram {
 
 uint64_t default_reserve(bool display)
@@ -11,11 +13,63 @@ uint64_t default_reserve(bool display)
   return display ? 3 * GiB : 1 * GiB;
 }
 
+namespace {
+
+// compress=: nothing is allocated at start, so nothing backs off; size=
+// is the logical size, and the VRAM is what the GPU has, less reserve=.
+SizePlan plan_compressed(const Config &config, const GpuMemory &gpu, const std::string &gpu_name,
+                         SizePlan plan)
+{
+  const std::string free_text = gpu_name + " has " + format_byte_size(gpu.free) +
+                                " of VRAM free (of " + format_byte_size(gpu.total) + ")";
+  switch (config.size.kind) {
+  case SizeRequest::Kind::automatic:
+  case SizeRequest::Kind::max: {
+    const uint64_t keep = config.size.kind == SizeRequest::Kind::automatic ? plan.reserve : 0;
+    if (gpu.free <= keep + size_granularity)
+      throw SizingError(free_text +
+                        (keep ? "; size=auto keeps reserve=" + format_byte_size(keep) +
+                                  " free, which leaves nothing to serve. Free some VRAM, "
+                                  "lower reserve=, or give an explicit size="
+                              : std::string(", nothing to serve. Free some VRAM, or give an "
+                                            "explicit size=")));
+    plan.vram = round_down(gpu.free - keep, size_granularity);
+    plan.first = plan.vram * compress_auto_ratio;
+    const uint64_t minimum = config.min_size.value_or(256 * MiB);
+    if (plan.vram < minimum)
+      throw SizingError(free_text + "; that leaves " + format_byte_size(plan.vram) +
+                        " of VRAM to serve from, below min-size=" + format_byte_size(minimum) +
+                        ". Free some VRAM, lower reserve=, or lower min-size=");
+    break;
+  }
+  case SizeRequest::Kind::bytes: {
+    const uint64_t keep = config.reserve.value_or(0);
+    if (gpu.total <= keep + size_granularity)
+      throw SizingError(gpu_name + " has " + format_byte_size(gpu.total) +
+                        " of VRAM in all, and reserve=" + format_byte_size(keep) +
+                        " keeps it all free. Lower reserve=");
+    // The pages of a small export may need more VRAM than its size: a
+    // partly used chunk for each size class of compressed page.
+    plan.first = config.size.bytes;
+    plan.vram =
+      std::min(round_down(gpu.total - keep, size_granularity),
+               (config.size.bytes + size_granularity - 1) / size_granularity * size_granularity +
+                 compress_size_classes * config.lazy_chunk);
+    break;
+  }
+  }
+  plan.minimum = plan.first;
+  return plan;
+}
+
+} // namespace
+
 SizePlan plan_size(const Config &config, const GpuMemory &gpu, const std::string &gpu_name)
 {
   SizePlan plan;
   plan.step = config.step;
   plan.reserve = config.reserve.value_or(default_reserve(gpu.display));
+  if (config.compressed()) return plan_compressed(config, gpu, gpu_name, plan);
   const std::string free_text = gpu_name + " has " + format_byte_size(gpu.free) +
                                 " of VRAM free (of " + format_byte_size(gpu.total) + ")";
 

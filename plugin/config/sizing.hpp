@@ -27,7 +27,19 @@ struct SizePlan {
   uint64_t minimum = 0; // smallest acceptable size
   uint64_t step = 0;    // back-off step
   uint64_t reserve = 0; // headroom kept free (size=auto)
+  // compress=: `first` is the logical size and nothing is allocated at
+  // start; this is the most VRAM the export may hold (its address range).
+  uint64_t vram = 0;
 };
+
+// compress= with size=auto or max: the logical size is this many times the
+// VRAM that size= would hold uncompressed.  Swapped memory compresses
+// better than this (docs/benchmarks.md); a page that finds no VRAM fails
+// with ENOSPC and stays in RAM.
+constexpr uint64_t compress_auto_ratio = 2;
+
+// How many size classes compressed pages are kept in (SlotAllocator's).
+constexpr uint64_t compress_size_classes = 64;
 
 // Sizes chosen by the plugin (auto, max, backing off from free memory) are
 // multiples of this; sizes the user typed are used as typed.

@@ -130,6 +130,14 @@ CUresult LazyVram::create(CUmemGenericAllocationHandle &handle, std::string &sho
   return r;
 }
 
+CUmemGenericAllocationHandle LazyVram::set_handle(size_t chunk, CUmemGenericAllocationHandle handle)
+{
+  const CUmemGenericAllocationHandle old = std::exchange(handles_[chunk], handle);
+  if (old == 0 && handle != 0) holding_.fetch_add(1, std::memory_order_relaxed);
+  if (old != 0 && handle == 0) holding_.fetch_sub(1, std::memory_order_relaxed);
+  return old;
+}
+
 CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
 {
   const uint64_t size = residency_.chunk_size();
@@ -139,7 +147,7 @@ CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
   // before anything else is mapped on it.
   if (handles_[chunk] != 0) {
     if (const CUresult r = cu_.MemUnmap(at, size); r != CUDA_SUCCESS) return r;
-    (void)cu_.MemRelease(std::exchange(handles_[chunk], 0));
+    (void)cu_.MemRelease(set_handle(chunk, 0));
   }
   CUmemGenericAllocationHandle handle = 0;
   if (const auto spare = spares_->take()) handle = *spare;
@@ -166,10 +174,10 @@ CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
     // keep it with the chunk (not in the export) for the next map() or the
     // destructor to unmap.
     if (cu_.MemUnmap(at, size) == CUDA_SUCCESS) give_back();
-    else handles_[chunk] = handle;
+    else set_handle(chunk, handle);
     return r;
   }
-  handles_[chunk] = handle;
+  set_handle(chunk, handle);
   return CUDA_SUCCESS;
 }
 
@@ -179,7 +187,7 @@ void LazyVram::drop(size_t chunk)
   // Whatever the driver answers: after a sticky error its calls fail, but
   // still unmap and release.
   (void)cu_.MemUnmap(base_ + chunk * size, size);
-  if (const CUmemGenericAllocationHandle handle = std::exchange(handles_[chunk], 0))
+  if (const CUmemGenericAllocationHandle handle = set_handle(chunk, 0))
     (void)cu_.MemRelease(handle);
 }
 
@@ -195,7 +203,7 @@ CUresult LazyVram::unmap(size_t chunk, bool &gone)
   // back to the driver.  A failed release costs that one chunk of VRAM
   // until exit, and is reported; the export is unaffected.
   gone = true;
-  const CUmemGenericAllocationHandle handle = std::exchange(handles_[chunk], 0);
+  const CUmemGenericAllocationHandle handle = set_handle(chunk, 0);
   if (spares_->give(handle)) return CUDA_SUCCESS;
   return cu_.MemRelease(handle);
 }

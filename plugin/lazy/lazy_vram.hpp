@@ -10,6 +10,7 @@
 #include "lazy/spare_chunks.hpp"
 #include "store/io_lane.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -49,11 +50,18 @@ public:
 
   CUdeviceptr base() const { return base_; }
   uint64_t chunk_size() const { return residency_.chunk_size(); }
-  // VRAM held: the chunks mapped into the export, and the spares.
-  uint64_t held() const { return (residency_.mapped_chunks() + spares_->count()) * chunk_size(); }
+  // VRAM held: the chunks with VRAM under them (mapped into the export,
+  // or left by a map() that could not be undone), and the spares.
+  uint64_t held() const
+  {
+    return (holding_.load(std::memory_order_relaxed) + spares_->count()) * chunk_size();
+  }
   uint64_t spare_bytes() const { return spares_->count() * chunk_size(); }
   size_t spare_target() const { return spares_->target(); }
   ChunkResidency &residency() { return residency_; }
+  size_t chunks() const { return handles_.size(); }
+  // Whether `chunk` has VRAM under it (with the caller's hold on the chunk).
+  bool holds(size_t chunk) const { return handles_[chunk] != 0; }
 
   // Maps VRAM under `chunk` (a spare if one is ready, else new) and zeroes
   // it through `lane`.  CUDA_ERROR_OUT_OF_MEMORY when there is no spare and
@@ -75,6 +83,9 @@ private:
 
   // One chunk of physical VRAM, if the headroom allows.
   CUresult create(CUmemGenericAllocationHandle &handle, std::string &shortage);
+  // handles_[chunk] = handle, counting the chunks that hold VRAM; returns
+  // the old handle.
+  CUmemGenericAllocationHandle set_handle(size_t chunk, CUmemGenericAllocationHandle handle);
 
   const CudaApi &cu_;
   CUdevice device_;
@@ -83,6 +94,7 @@ private:
   uint64_t reserved_; // bytes of address space
   ChunkResidency residency_;
   std::vector<CUmemGenericAllocationHandle> handles_; // per chunk; guarded by its lock
+  std::atomic<size_t> holding_{0};                    // non-zero handles_
   std::unique_ptr<SpareChunks> spares_;               // last: its thread uses the rest
 };
 

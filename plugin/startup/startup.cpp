@@ -88,6 +88,15 @@ void Startup::log_serving() const
                      format_byte_size(store.size()).c_str(),
                      static_cast<unsigned long long>(store.size()), layout_.gpu_label.c_str(),
                      store.lanes(), format_byte_size(store.piece_size()).c_str()));
+  if (store.compressed()) {
+    log_info("compress=" + compress::format_codec(store.codec()) +
+             ": each 4 KiB page is kept compressed in VRAM (whole when it does not compress, "
+             "none when same-filled); the " +
+             format_byte_size(store.size()) + " export may hold up to " +
+             format_byte_size(store.vram_limit()) + " of VRAM, in chunks of " +
+             format_byte_size(store.lazy_chunk()) + " taken as pages need them");
+    return;
+  }
   if (store.allocation() == Allocation::lazy)
     log_info("allocation=lazy: VRAM is held in chunks of " + format_byte_size(store.lazy_chunk()) +
              " while they hold data" +

@@ -41,6 +41,25 @@ std::string write_file_atomically(const std::string &path, const std::string &te
   return {};
 }
 
+namespace {
+
+// compress=: what the pages take, like zram's mm_stat.
+std::string compress_text(const VramStore &store)
+{
+  if (!store.compressed()) return "compress=none\n";
+  const auto s = store.compress_stats();
+  const auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  return "compress=" + compress::format_codec(store.codec()) + "\n" +
+         strformat("vram_limit=%llu\noriginal_bytes=%llu\ncompressed_bytes=%llu\n"
+                   "slot_bytes=%llu\nsame_pages=%llu\nstored_pages=%llu\nwhole_pages=%llu\n"
+                   "compacted_chunks=%llu\n",
+                   u(store.vram_limit()), u(s.pages.original_bytes()), u(s.pages.compressed_bytes),
+                   u(s.vram.slot_bytes), u(s.pages.same_pages), u(s.pages.stored_pages),
+                   u(s.pages.whole_pages), u(s.compacted_chunks));
+}
+
+} // namespace
+
 std::string StatusReporter::status_text(const VramStore &store, const std::string &gpu_label)
 {
   return strformat("pid=%ld\n", static_cast<long>(::getpid())) + "gpu=" + gpu_label + "\n" +
@@ -54,7 +73,7 @@ std::string StatusReporter::status_text(const VramStore &store, const std::strin
          "share_gpu=" + std::string(to_string(store.share_gpu())) + "\n" +
          strformat("shared_gpu_detections=%llu\n",
                    static_cast<unsigned long long>(store.shared_gpu_detections())) +
-         "sharing_now=" + (store.sharing_now() ? "yes" : "no") + "\n";
+         "sharing_now=" + (store.sharing_now() ? "yes" : "no") + "\n" + compress_text(store);
 }
 
 StatusReporter::StatusReporter(const VramStore &store, Settings settings)
@@ -92,10 +111,14 @@ void StatusReporter::tick(bool final)
   const bool failed = store_.failed();
   const uint64_t detections = store_.shared_gpu_detections();
   const bool sharing = store_.sharing_now();
+  const auto pages = store_.compress_stats();
+  const std::array<uint64_t, 4> page_figures{pages.pages.original_bytes(),
+                                             pages.pages.compressed_bytes, pages.pages.same_pages,
+                                             pages.compacted_chunks};
   if (!settings_.status_file.empty() && !final &&
       (!have_written_ || held != written_held_ || spare != written_spare_ ||
        failed != written_failed_ || detections != written_detections_ ||
-       sharing != written_sharing_)) {
+       sharing != written_sharing_ || page_figures != written_pages_)) {
     const std::string error =
       write_file_atomically(settings_.status_file, status_text(store_, settings_.gpu_label));
     if (error.empty()) {
@@ -105,6 +128,7 @@ void StatusReporter::tick(bool final)
       written_failed_ = failed;
       written_detections_ = detections;
       written_sharing_ = sharing;
+      written_pages_ = page_figures;
     } else if (!write_error_logged_) {
       write_error_logged_ = true;
       log_warning("status-file=: " + error + " (will keep trying)");
@@ -116,11 +140,19 @@ void StatusReporter::tick(bool final)
     const uint64_t chunk = store_.lazy_chunk();
     const unsigned long long spares = chunk ? spare / chunk : 0;
     const unsigned long long in_use = chunk ? held / chunk - spares : 0;
-    log_info(strformat("%s: VRAM held: %s (%llu chunk%s of %s%s) for a %s export",
-                       settings_.gpu_label.c_str(), format_byte_size(held).c_str(), in_use,
-                       in_use == 1 ? "" : "s", format_byte_size(chunk).c_str(),
-                       spares ? strformat(", and %llu spare", spares).c_str() : "",
-                       format_byte_size(store_.size()).c_str()));
+    std::string line = strformat("%s: VRAM held: %s (%llu chunk%s of %s%s) for a %s export",
+                                 settings_.gpu_label.c_str(), format_byte_size(held).c_str(),
+                                 in_use, in_use == 1 ? "" : "s", format_byte_size(chunk).c_str(),
+                                 spares ? strformat(", and %llu spare", spares).c_str() : "",
+                                 format_byte_size(store_.size()).c_str());
+    if (store_.compressed())
+      line +=
+        strformat("; it holds %s of pages in %s compressed (%llu same-filled, %llu incompressible)",
+                  format_byte_size(pages.pages.original_bytes()).c_str(),
+                  format_byte_size(pages.pages.compressed_bytes).c_str(),
+                  static_cast<unsigned long long>(pages.pages.same_pages),
+                  static_cast<unsigned long long>(pages.pages.whole_pages));
+    log_info(line);
     logged_held_ = held;
     last_log_ = now;
     have_logged_ = true;

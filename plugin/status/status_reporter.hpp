@@ -7,6 +7,7 @@
 
 #include "store/vram_store.hpp"
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -49,6 +50,8 @@ private:
   bool written_failed_ = false;
   uint64_t written_detections_ = 0;
   bool written_sharing_ = false;
+  // compress=: the page figures written last (each change is written).
+  std::array<uint64_t, 4> written_pages_{};
   std::chrono::steady_clock::time_point last_log_{};
   bool write_error_logged_ = false;
   std::jthread thread_; // last: started once the rest is initialised

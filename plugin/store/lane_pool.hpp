@@ -23,6 +23,7 @@ public:
     ~Lease() { pool_.give_back(index_); }
     IoLane *operator->() const { return pool_.lanes_[index_].get(); }
     IoLane &operator*() const { return *pool_.lanes_[index_]; }
+    unsigned index() const { return index_; }
 
   private:
     LanePool &pool_;

@@ -17,6 +17,15 @@ std::string failed_call(const CudaDriver &driver, const char *what, CUresult r)
   return std::string(what) + " failed: " + driver.describe(r);
 }
 
+// nbdkit's largest read or write (MAX_REQUEST_SIZE in its server): what a
+// compressed write may have to hold in new pages before it commits them.
+constexpr uint64_t max_request_bytes = 64 * MiB;
+
+// compress=: empty chunks the slot allocator keeps mapped.  None: an
+// empty chunk goes back at once (VRAM held follows what is stored), and
+// lazy-spare= keeps VRAM ready for the next one, as with allocation=lazy.
+constexpr uint32_t compressed_spare_chunks = 0;
+
 } // namespace
 
 std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Config &config,
@@ -63,9 +72,10 @@ std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Confi
   if (config.allocation == Allocation::lazy) {
     // Address space only: the size is not backed off, VRAM comes later.
     // The VRAM that size=auto or an explicit reserve= leaves to other
-    // programs stays free as chunks are mapped.
+    // programs stays free as chunks are mapped.  Compressed, the range is
+    // the VRAM the pages may take, not the logical size.
     LazyVram::Settings settings;
-    settings.size = plan.first;
+    settings.size = config.compressed() ? plan.vram : plan.first;
     settings.chunk = config.lazy_chunk;
     if (config.lazy_spare) settings.spares = *config.lazy_spare;
     settings.context = ctx;
@@ -77,6 +87,11 @@ std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Confi
     } catch (const std::runtime_error &e) {
       throw StartupError(layout.gpu_label + ": allocation=lazy: " + e.what());
     }
+    if (!lazy && config.compressed())
+      throw StartupError(layout.gpu_label +
+                         ": compress=" + compress::format_codec(config.compress) +
+                         " needs VRAM mapped as pages need it, and " + why_not +
+                         ". Use compress=none, or update the NVIDIA driver");
     if (!lazy)
       log_warning(layout.gpu_label + ": allocation=lazy is not available (" + why_not +
                   "); falling back to allocation=eager");
@@ -127,14 +142,36 @@ VramStore::VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMem
   : driver_(driver), cu_(driver.api()), context_(std::move(context)), memory_(std::move(memory)),
     lazy_(std::move(lazy)), base_(lazy_ ? lazy_->base() : memory_.get()), size_(size),
     piece_size_(config.piece_size), gpu_label_(layout.gpu_label),
-    pool_(driver, layout.lanes, config.piece_size, config.share_gpu)
+    pool_(driver, layout.lanes, config.piece_size, config.share_gpu), codec_(config.compress)
 {
   static std::atomic<uint64_t> stores{0};
   generation_ = ++stores;
+  if (!config.compressed()) return;
+  chunks_ = std::make_unique<VramChunks>(*lazy_);
+  compress::CompressedExport::Settings settings;
+  settings.size = size_;
+  settings.chunk_bytes = lazy_->chunk_size();
+  settings.chunks = static_cast<uint32_t>(lazy_->chunks());
+  settings.spare_chunks = compressed_spare_chunks;
+  settings.max_request = max_request_bytes;
+  compressed_ = std::make_unique<compress::CompressedExport>(settings, *chunks_);
+  chunk_lanes_.resize(pool_.size());
+  for (size_t i = 0; i < pool_.size(); ++i) {
+    workers_.push_back(std::make_unique<compress::Worker>(codec_, max_request_bytes,
+                                                          compressed_->max_slots_per_chunk()));
+    chunk_lanes_[i].lane = &pool_.lane(i);
+    workers_.back()->lane = &chunk_lanes_[i];
+  }
+  Compactor::Hooks hooks;
+  hooks.thread_start = [this] { prefault_stack(io_stack_prefault_bytes); };
+  hooks.wanted = [this] { return compaction_wanted(); };
+  hooks.step = [this] { return compact_step(); };
+  compactor_ = std::make_unique<Compactor>(std::move(hooks), Compactor::Settings{});
 }
 
 VramStore::~VramStore()
 {
+  compactor_.reset();
   // Swap holds secrets: leave nothing behind for the next owner of this
   // memory.  After a sticky error this cannot work; the driver then tears
   // the context down with the process.
@@ -143,7 +180,12 @@ VramStore::~VramStore()
     return;
   }
   CUresult r = bind_context();
-  if (lazy_) {
+  if (compressed_) {
+    // Chunks of compressed pages, and the allocator's empty ones.
+    const uint64_t chunk = lazy_->chunk_size();
+    for (size_t c = 0; c < lazy_->chunks(); ++c)
+      if (lazy_->holds(c) && r == CUDA_SUCCESS) r = pool_.lane(0).zero(base_ + c * chunk, chunk);
+  } else if (lazy_) {
     const uint64_t chunk = lazy_->chunk_size();
     lazy_->residency().release_all([&](size_t c) {
       if (r == CUDA_SUCCESS) r = pool_.lane(0).zero(base_ + c * chunk, chunk);
@@ -230,6 +272,10 @@ IoStatus VramStore::fail_request(const char *op, CUresult r, uint64_t count, uin
 IoStatus VramStore::read(void *buf, uint64_t count, uint64_t offset)
 {
   if (IoStatus s = check("read", count, offset); !s) return s;
+  if (compressed_)
+    return compressed_request("read", count, offset, [&](compress::Worker &w, std::string &m) {
+      return compressed_->read(w, std::span(static_cast<std::byte *>(buf), count), offset, m);
+    });
   if (lazy_) return read_lazy(static_cast<std::byte *>(buf), count, offset);
   const CUresult r = pool_.acquire()->read(static_cast<std::byte *>(buf), base_ + offset, count);
   if (r != CUDA_SUCCESS) return fail_request("read", r, count, offset);
@@ -239,6 +285,11 @@ IoStatus VramStore::read(void *buf, uint64_t count, uint64_t offset)
 IoStatus VramStore::write(const void *buf, uint64_t count, uint64_t offset)
 {
   if (IoStatus s = check("write", count, offset); !s) return s;
+  if (compressed_)
+    return compressed_request("write", count, offset, [&](compress::Worker &w, std::string &m) {
+      return compressed_->write(w, std::span(static_cast<const std::byte *>(buf), count), offset,
+                                m);
+    });
   if (lazy_) return write_lazy(static_cast<const std::byte *>(buf), count, offset);
   const CUresult r =
     pool_.acquire()->write(base_ + offset, static_cast<const std::byte *>(buf), count);
@@ -249,6 +300,10 @@ IoStatus VramStore::write(const void *buf, uint64_t count, uint64_t offset)
 IoStatus VramStore::zero(uint64_t count, uint64_t offset)
 {
   if (IoStatus s = check("zero", count, offset); !s) return s;
+  if (compressed_)
+    return compressed_request("zero", count, offset, [&](compress::Worker &w, std::string &m) {
+      return compressed_->zero(w, count, offset, m);
+    });
   if (lazy_) return zero_lazy(count, offset);
   const CUresult r = pool_.acquire()->zero(base_ + offset, count);
   if (r != CUDA_SUCCESS) return fail_request("zero", r, count, offset);
@@ -284,7 +339,11 @@ IoStatus VramStore::write_lazy(const std::byte *buf, uint64_t count, uint64_t of
     const auto map = [&](size_t chunk) { return lazy_->map(chunk, *lane, shortage); };
     return chunks.write(o, n, map, [&] { return lane->write(base_ + o, buf + (o - offset), n); });
   });
-  if (r == CUDA_ERROR_OUT_OF_MEMORY && !shortage.empty()) return no_space(count, offset, shortage);
+  if (r == CUDA_ERROR_OUT_OF_MEMORY && !shortage.empty())
+    return no_space(count, offset,
+                    gpu_label_ + " has no VRAM for another " +
+                      format_byte_size(lazy_->chunk_size()) + " chunk (" + shortage +
+                      "; this export holds " + format_byte_size(lazy_->held()) + ")");
   if (r != CUDA_SUCCESS) return fail_request("write", r, count, offset);
   return {};
 }
@@ -304,18 +363,80 @@ IoStatus VramStore::zero_lazy(uint64_t count, uint64_t offset)
 
 // Another program has the VRAM: this write fails, nothing stored is
 // touched, and writes work again once VRAM is free.
-IoStatus VramStore::no_space(uint64_t count, uint64_t offset, const std::string &shortage)
+IoStatus VramStore::no_space(uint64_t count, uint64_t offset, const std::string &why)
 {
   const auto held_back = no_space_log_.admit();
   if (!held_back) return {ENOSPC, {}, true};
-  return {ENOSPC,
-          strformat("write of %llu bytes at offset %llu failed with ENOSPC: ",
-                    static_cast<unsigned long long>(count),
-                    static_cast<unsigned long long>(offset)) +
-            gpu_label_ + " has no VRAM for another " + format_byte_size(lazy_->chunk_size()) +
-            " chunk (" + shortage + "; this export holds " + format_byte_size(lazy_->held()) +
-            "). Data already stored is unaffected; writes succeed again when VRAM is freed" +
-            LogThrottle::suppressed_note(*held_back)};
+  return {ENOSPC, strformat("write of %llu bytes at offset %llu failed with ENOSPC: ",
+                            static_cast<unsigned long long>(count),
+                            static_cast<unsigned long long>(offset)) +
+                    why +
+                    ". Data already stored is unaffected; writes succeed again when VRAM is freed" +
+                    LogThrottle::suppressed_note(*held_back)};
+}
+
+// Compaction is worth a page-table scan once the holes add up to more
+// than this many chunks.
+constexpr uint64_t compaction_slack_chunks = 4;
+
+bool VramStore::compaction_wanted() const
+{
+  if (failed()) return false;
+  const auto s = compressed_->stats();
+  return Compactor::worth_it(s.vram.vram_bytes, s.vram.slot_bytes,
+                             compaction_slack_chunks * lazy_->chunk_size());
+}
+
+bool VramStore::compact_step()
+{
+  if (failed()) return false;
+  if (const CUresult r = bind_context(); r != CUDA_SUCCESS) {
+    enter_failed_state("cannot make the CUDA context current: " + driver_.describe(r));
+    return false;
+  }
+  const auto lease = pool_.acquire();
+  compress::Worker &worker = *workers_[lease.index()];
+  ChunkLane &lane = chunk_lanes_[lease.index()];
+  lane.clear();
+  const bool emptied = compressed_->compact_one(worker);
+  if (lane.error != CUDA_SUCCESS) {
+    if (is_sticky(lane.error))
+      enter_failed_state("compacting VRAM failed: " + driver_.describe(lane.error));
+    return false;
+  }
+  return emptied;
+}
+
+template <typename Fn>
+IoStatus VramStore::compressed_request(const char *op, uint64_t count, uint64_t offset, Fn fn)
+{
+  const auto lease = pool_.acquire();
+  compress::Worker &worker = *workers_[lease.index()];
+  ChunkLane &lane = chunk_lanes_[lease.index()];
+  lane.clear();
+  std::string message;
+  const int e = fn(worker, message);
+  if (e == 0) return {};
+  // A GPU call that failed (a copy, or mapping a chunk for a reason other
+  // than a shortage of VRAM) is an I/O error; a sticky one ends service.
+  if (lane.error != CUDA_SUCCESS) return fail_request(op, lane.error, count, offset);
+  if (e == ENOSPC) {
+    const auto s = compressed_->stats();
+    return no_space(count, offset,
+                    gpu_label_ +
+                      (lane.shortage.empty()
+                         ? " has no room for another page in the " +
+                             format_byte_size(vram_limit()) + " of VRAM this export may hold"
+                         : " has no VRAM for another " + format_byte_size(lazy_->chunk_size()) +
+                             " chunk (" + lane.shortage + ")") +
+                      "; " + format_byte_size(s.vram.vram_bytes) + " of VRAM hold " +
+                      format_byte_size(s.pages.original_bytes()) + " of pages, " +
+                      format_byte_size(s.pages.compressed_bytes) + " compressed");
+  }
+  return {e, strformat("%s of %llu bytes at offset %llu failed: ", op,
+                       static_cast<unsigned long long>(count),
+                       static_cast<unsigned long long>(offset)) +
+               gpu_label_ + ": " + message};
 }
 
 IoStatus VramStore::flush()

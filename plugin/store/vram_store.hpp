@@ -2,12 +2,15 @@
 // pool of I/O lanes.  Knows nothing of nbdkit; the callback file translates.
 #pragma once
 
+#include "compress/compressed_export.hpp"
 #include "config/config.hpp"
 #include "cuda/cuda_driver.hpp"
 #include "cuda/cuda_handles.hpp"
 #include "lazy/lazy_vram.hpp"
 #include "log_throttle.hpp"
+#include "store/compactor.hpp"
 #include "store/lane_pool.hpp"
+#include "store/vram_chunks.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -16,6 +19,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace vram {
 
@@ -52,8 +56,19 @@ public:
 
   uint64_t size() const { return size_; }
   // What the export holds on the GPU: allocation=eager, or lazy when the
-  // GPU supports it (otherwise the store fell back to eager).
+  // GPU supports it (otherwise the store fell back to eager); always lazy
+  // when compressed.
   Allocation allocation() const { return lazy_ ? Allocation::lazy : Allocation::eager; }
+  // compress=: the codec (none when the export is stored as it is), and
+  // what the pages take (zram's mm_stat, more or less).
+  compress::CodecSetting codec() const { return codec_; }
+  bool compressed() const { return compressed_ != nullptr; }
+  compress::CompressedExport::Stats compress_stats() const
+  {
+    return compressed_ ? compressed_->stats() : compress::CompressedExport::Stats{};
+  }
+  // compress=: the most VRAM the export may hold (its address range).
+  uint64_t vram_limit() const { return lazy_ ? lazy_->chunks() * lazy_->chunk_size() : size_; }
   // VRAM held now: the whole size when eager; when lazy, the chunks mapped
   // and the spares (chunks created ahead of need).
   uint64_t held() const { return lazy_ ? lazy_->held() : size_; }
@@ -89,7 +104,15 @@ private:
   IoStatus read_lazy(std::byte *buf, uint64_t count, uint64_t offset);
   IoStatus write_lazy(const std::byte *buf, uint64_t count, uint64_t offset);
   IoStatus zero_lazy(uint64_t count, uint64_t offset);
-  IoStatus no_space(uint64_t count, uint64_t offset, const std::string &shortage);
+  IoStatus no_space(uint64_t count, uint64_t offset, const std::string &why);
+
+  // compress=: runs `fn(worker, message)` (0 or an errno value) with a
+  // lane and its worker, and turns what it returns into an IoStatus.
+  template <typename Fn>
+  IoStatus compressed_request(const char *op, uint64_t count, uint64_t offset, Fn fn);
+  // The compactor's: whether it would give VRAM back, and one step of it.
+  bool compaction_wanted() const;
+  bool compact_step();
 
   CUresult bind_context();
   IoStatus check(const char *op, uint64_t count, uint64_t offset);
@@ -108,6 +131,15 @@ private:
   std::string gpu_label_;
   LanePool pool_;
   uint64_t generation_ = 0;
+
+  // compress=: the pages, their chunks of lazy_'s VRAM, and per lane what
+  // a request needs (made here, so the I/O path allocates nothing).
+  compress::CodecSetting codec_;
+  std::unique_ptr<VramChunks> chunks_;
+  std::unique_ptr<compress::CompressedExport> compressed_;
+  std::vector<std::unique_ptr<compress::Worker>> workers_;
+  std::vector<ChunkLane> chunk_lanes_;
+  std::unique_ptr<Compactor> compactor_; // stopped first, in the destructor
 
   std::atomic<bool> failed_{false};
   std::once_flag failure_logged_;

@@ -126,3 +126,23 @@ TEST(Config, DefaultLanesScaleWithCpusWithinBounds)
   EXPECT_EQ(default_lanes(32), 64u);
   EXPECT_EQ(default_lanes(128), 64u);
 }
+
+TEST(Config, CompressChoosesTheCodecAndHoldsVramLazily)
+{
+  EXPECT_FALSE(make_config({{"size", "7G"}}).compressed());
+  EXPECT_FALSE(make_config({{"size", "7G"}, {"compress", "none"}}).compressed());
+  const Config lz4 = make_config({{"size", "14G"}, {"compress", "lz4"}});
+  EXPECT_TRUE(lz4.compressed());
+  EXPECT_EQ(lz4.compress.algorithm, compress::Algorithm::lz4);
+  EXPECT_EQ(lz4.allocation, Allocation::lazy);
+  const Config zstd =
+    make_config({{"size", "14G"}, {"compress", "zstd:5"}, {"allocation", "lazy"}});
+  EXPECT_EQ(zstd.compress, (compress::CodecSetting{compress::Algorithm::zstd, 5}));
+  EXPECT_EQ(zstd.allocation, Allocation::lazy);
+  expect_error({{"size", "7G"}, {"compress", "gzip"}}, "compress=gzip: unknown; use none, lz4");
+  expect_error({{"size", "7G"}, {"compress", "zstd:0"}}, "compress=zstd:0: the zstd level");
+  expect_error({{"size", "7G"}, {"compress", "lz4"}, {"allocation", "eager"}},
+               "compress=lz4 with allocation=eager");
+  // Uncompressed, allocation= is as given.
+  EXPECT_EQ(make_config({{"size", "7G"}, {"compress", "none"}}).allocation, Allocation::eager);
+}

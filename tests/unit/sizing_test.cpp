@@ -132,3 +132,43 @@ TEST(Sizing, LazyExplicitSizeMustFitBesideAnExplicitReserve)
   EXPECT_EQ(plan_size(make_config({{"size", "64M"}, {"reserve", "200M"}}), idle, "g").first,
             64 * MiB);
 }
+
+TEST(Sizing, CompressedAutoIsTwiceTheVramLeftFree)
+{
+  const GpuMemory gpu{8 * GiB, 7 * GiB, false};
+  const SizePlan p = plan_size(make_config({{"size", "auto"}, {"compress", "lz4"}}), gpu, "g");
+  EXPECT_EQ(p.vram, 6 * GiB);
+  EXPECT_EQ(p.first, 12 * GiB);
+  EXPECT_EQ(p.reserve, 1 * GiB);
+  const SizePlan m = plan_size(make_config({{"size", "max"}, {"compress", "lz4"}}), gpu, "g");
+  EXPECT_EQ(m.vram, 7 * GiB);
+  EXPECT_EQ(m.first, 14 * GiB);
+}
+
+TEST(Sizing, CompressedExplicitSizeMayExceedTheGpu)
+{
+  const GpuMemory gpu{8 * GiB, 2 * GiB, false};
+  // Nothing is allocated at start: a size past the free VRAM is no error,
+  // and the VRAM range is the GPU's (less an explicit reserve=).
+  const SizePlan p = plan_size(make_config({{"size", "20G"}, {"compress", "zstd"}}), gpu, "g");
+  EXPECT_EQ(p.first, 20 * GiB);
+  EXPECT_EQ(p.vram, 8 * GiB);
+  const SizePlan r =
+    plan_size(make_config({{"size", "20G"}, {"compress", "lz4"}, {"reserve", "3G"}}), gpu, "g");
+  EXPECT_EQ(r.vram, 5 * GiB);
+  // A small export's range: its size and a chunk per size class.
+  EXPECT_EQ(plan_size(make_config({{"size", "1G"}, {"compress", "lz4"}}), gpu, "g").vram,
+            1 * GiB + 64 * 2 * MiB);
+  EXPECT_NE(
+    sizing_error(make_config({{"size", "20G"}, {"compress", "lz4"}, {"reserve", "8G"}}), gpu)
+      .find("reserve=8.0 GiB keeps it all free"),
+    std::string::npos);
+}
+
+TEST(Sizing, CompressedAutoWithTooLittleFreeExplainsWhy)
+{
+  const GpuMemory gpu{8 * GiB, 1 * GiB, false};
+  EXPECT_NE(sizing_error(make_config({{"size", "auto"}, {"compress", "lz4"}}), gpu)
+              .find("size=auto keeps reserve=1.0 GiB free"),
+            std::string::npos);
+}
