@@ -105,6 +105,9 @@ def test_helper_passes_shellcheck():
     ("PLUGIN_ARGS=status-file=/tmp/x\n", "vram-swap sets status-file"),
     ("PLUGIN_ARGS=requests-file=/tmp/x\n", "vram-swap sets status-file and requests-file"),
     ("ALLOCATION=sometimes\n", "ALLOCATION=sometimes: expected eager"),
+    ("COMPRESS=gzip\n", "COMPRESS=gzip: expected none, lz4, zstd or zstd:LEVEL"),
+    ("COMPRESS=lz4\nALLOCATION=eager\n", "ALLOCATION=eager with COMPRESS=lz4"),
+    ("PLUGIN_ARGS=compress=lz4\n", "set compress with its own key"),
     ("PLUGIN_ARGS=wait\n", "'wait' is not key=value"),
     ("THREADS=0\n", "THREADS=0: expected nbdkit's threads per connection, 1 to 64"),
     ("MIN_FREE_KB=lots\n", "MIN_FREE_KB=lots: expected the kB of RAM the kernel keeps free"),
@@ -201,6 +204,39 @@ def test_status_shows_the_vram_held_lazy(tmp_path):
         proc.terminate()
         proc.wait(30)
     assert not (tmp_path / "run" / "0.status").exists()
+
+
+def test_status_shows_what_compressed_pages_take(tmp_path):
+    """COMPRESS=lz4: a compressed, lazy export; status says what the pages
+    take, from the plugin's status file."""
+    env, proc, sock = start_serving(
+        tmp_path, "SIZE=512M\nSWAP_SAFETY=attempt\nCOMPRESS=lz4\nPLUGIN_ARGS=lazy-spare=0\n")
+    try:
+        args = nbdkit_cmdline(proc.pid)
+        assert b"compress=lz4" in args and b"allocation=lazy" in args
+        h = nbd.NBD()
+        h.connect_uri(f"nbd+unix:///?socket={sock}")
+        assert h.get_size() == 512 << 20  # past the 256 MiB GPU: the logical size
+        h.pwrite(b"swapped text, " * 292 + b"12345678", 0)  # compresses
+        h.pwrite(bytes(4096) + b"\xab" * 4096, 4096)        # same-filled, twice
+        h.pwrite(os.urandom(4096), 3 * 4096)                # stored whole
+        h.shutdown()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            out = run(["status"], env).stdout
+            if "2 stored" in out:
+                break
+            time.sleep(0.2)
+        line = [l for l in out.splitlines() if l.startswith("GPU 0: compress=lz4: ")]
+        assert line, out
+        # Two chunks: one for the compressed page's size class, one for whole pages.
+        assert re.fullmatch(r"GPU 0: compress=lz4: 16\.0K of pages in 4\.\dK compressed, "
+                            r"4\.0M of VRAM held \(ratio 0\.00\); 2 same-filled pages "
+                            r"\(no VRAM\), 2 stored, 1 of them whole \(incompressible\)",
+                            line[0]), line
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_serve_runs_nbdkit_in_the_foreground_on_a_root_only_socket(served, tmp_path):
