@@ -10,6 +10,8 @@
 #                               NAME_B 'NBDKIT_ARGS_B' 'PLUGIN_ARGS_B'
 # (arguments are split on spaces).  Env: NBDKIT, VRAM_BUILD_DIR,
 # VRAM_PLUGIN, LOADGEN, SIZE (4G), SPAN (1G), DURATION (5), ROUNDS (2),
+# DATA (nbd-loadgen --data for the prefill and every point: fixed,
+# random or mixed; default fixed),
 # POINTS ("NAME:LOADGEN ARGS;..."; default
 # "c1:--connections 1;c16:--connections 16").
 set -euo pipefail
@@ -22,7 +24,7 @@ build=${VRAM_BUILD_DIR:-$here/../build}
 NBDKIT=${NBDKIT:-nbdkit}
 VRAM_PLUGIN=${VRAM_PLUGIN:-$build/plugin/nbdkit-vram-plugin.so}
 LOADGEN=${LOADGEN:-$build/bench/nbd-loadgen}
-SIZE=${SIZE:-4G} SPAN=${SPAN:-1G} DURATION=${DURATION:-5} ROUNDS=${ROUNDS:-2}
+SIZE=${SIZE:-4G} SPAN=${SPAN:-1G} DURATION=${DURATION:-5} ROUNDS=${ROUNDS:-2} DATA=${DATA:-fixed}
 POINTS=${POINTS:-c1:--connections 1;c16:--connections 16}
 IFS=';' read -ra points <<<"$POINTS"
 sock=$(mktemp -u /tmp/vram-ab.XXXXXX.sock)
@@ -42,12 +44,12 @@ run() { # label, nbdkit args, plugin args
     kill -0 $server 2>/dev/null || { cat "$out/$label.log" >&2; exit 1; }
     sleep 0.1
   done
-  "$LOADGEN" "nbd+unix:///?socket=$sock" --span "$SPAN" --duration 0 --prefill >/dev/null
+  "$LOADGEN" "nbd+unix:///?socket=$sock" --span "$SPAN" --duration 0 --prefill --data "$DATA" >/dev/null
   local p args
   for p in "${points[@]}"; do
     read -ra args <<<"${p#*:}"
     "$LOADGEN" "nbd+unix:///?socket=$sock" --label "$label/${p%%:*}" "${args[@]}" \
-      --span "$SPAN" --duration "$DURATION" | tee -a "$results"
+      --span "$SPAN" --duration "$DURATION" --data "$DATA" | tee -a "$results"
   done
   kill $server; wait $server 2>/dev/null || true
 }

@@ -6,6 +6,7 @@
 //                   [--pattern rand|seq] [--read-pct P] [--duration S]
 //                   [--sporadic-ms MS] [--span BYTES] [--prefill]
 //                   [--verify] [--write-as write|zero|trim] [--label TEXT]
+//                   [--data fixed|random|mixed]
 //
 // --qd 1 (the default) uses libnbd's synchronous calls; deeper queues use
 //   its asynchronous API.
@@ -16,6 +17,11 @@
 //   data, as the vram plugin always is.
 // --write-as zero|trim sends zero or trim requests where the mix has a
 //   write (with --read-pct 0: only zeroes or trims); not with --verify.
+// --data: what writes (and --prefill) carry.  fixed (the default): one
+//   byte value repeated, whatever the buffer last held; random: a new
+//   pattern per write, which no compressor shrinks; mixed: 4 KiB pages of
+//   four kinds in equal parts, like swapped memory for compress= (random,
+//   same-filled, a 128-byte motif repeated, half random and half zero).
 // --verify implies --prefill: every block carries a pattern derived from
 //   its offset and a per-block generation; writes bump the generation,
 //   reads check it.  Mismatches are counted and make the exit status 1.
@@ -80,6 +86,7 @@ struct Options {
   bool prefill = false;
   bool verify = false;
   enum class WriteAs { write, zero, trim } write_as = WriteAs::write;
+  enum class Data { fixed, random, mixed } data = Data::fixed;
 };
 
 // The request a mix's write becomes.
@@ -116,6 +123,28 @@ void fill(uint64_t *words, size_t n, uint64_t slot, uint32_t gen)
   }
 }
 
+// A block's contents for --data (and --verify): fill()'s words, or with
+// mixed, each 4 KiB page one of four kinds chosen by the words.
+void fill_block(const Options &o, uint64_t *words, size_t n, uint64_t slot, uint32_t gen)
+{
+  fill(words, n, slot, gen);
+  if (o.data != Options::Data::mixed) return;
+  constexpr size_t page_words = 4096 / 8;
+  for (size_t p = 0; p < n; p += page_words) {
+    uint64_t *w = words + p;
+    const size_t m = std::min(page_words, n - p);
+    switch (w[0] % 4) {
+    case 0: break; // random
+    case 1: std::fill(w, w + m, w[0]); break;
+    case 2:
+      for (size_t i = 16; i < m; ++i)
+        w[i] = w[i % 16];
+      break;
+    default: std::fill(w + std::min(m, page_words / 2), w + m, 0); break;
+    }
+  }
+}
+
 struct ThreadResult {
   std::vector<uint32_t> latency_ns;
   uint64_t reads = 0, writes = 0, mismatches = 0;
@@ -141,6 +170,7 @@ struct Worker {
   ThreadResult &r;
   std::mt19937_64 rng;
   uint64_t seq;
+  uint64_t writes_made = 0; // --data random|mixed: each write new contents
 
   uint64_t pick_slot()
   {
@@ -162,7 +192,9 @@ struct Worker {
     q.read = rng() % 100 < o.read_pct;
     if (o.verify) {
       in_flight[q.slot] = 1;
-      if (!q.read) fill(q.buf.data(), q.buf.size(), q.slot, ++generation[q.slot]);
+      if (!q.read) fill_block(o, q.buf.data(), q.buf.size(), q.slot, ++generation[q.slot]);
+    } else if (!q.read && o.data != Options::Data::fixed) {
+      fill_block(o, q.buf.data(), q.buf.size(), q.slot, static_cast<uint32_t>(++writes_made));
     }
   }
 
@@ -176,7 +208,7 @@ struct Worker {
     if (o.verify) {
       if (q.read) {
         std::vector<uint64_t> want(q.buf.size());
-        fill(want.data(), want.size(), q.slot, generation[q.slot]);
+        fill_block(o, want.data(), want.size(), q.slot, generation[q.slot]);
         if (want != q.buf && r.mismatches++ == 0)
           std::fprintf(stderr, "nbd-loadgen: MISMATCH in block at offset %" PRIu64 "\n",
                        q.slot * o.bs);
@@ -275,7 +307,13 @@ int main(int argc, char **argv)
     else if (a == "--span") o.span = parse_u64(next());
     else if (a == "--label") o.label = next();
     else if (a == "--prefill") o.prefill = true;
-    else if (a == "--verify") o.verify = o.prefill = true;
+    else if (a == "--data") {
+      const std::string v = next();
+      if (v == "fixed") o.data = Options::Data::fixed;
+      else if (v == "random") o.data = Options::Data::random;
+      else if (v == "mixed") o.data = Options::Data::mixed;
+      else die("--data takes fixed, random or mixed, not " + v);
+    } else if (a == "--verify") o.verify = o.prefill = true;
     else if (a == "--write-as") {
       const std::string v = next();
       if (v == "write") o.write_as = Options::WriteAs::write;
@@ -308,7 +346,8 @@ int main(int argc, char **argv)
   if (o.prefill) {
     std::vector<uint64_t> block(o.bs / 8, 0x5a5a5a5a5a5a5a5aULL);
     for (uint64_t s = 0; s < slots; ++s) {
-      if (o.verify) fill(block.data(), block.size(), s, 0);
+      if (o.verify || o.data != Options::Data::fixed)
+        fill_block(o, block.data(), block.size(), s, 0);
       if (nbd_pwrite(handles[0].get(), block.data(), o.bs, s * o.bs, 0) == -1)
         die(std::string("prefill: ") + nbd_get_error());
     }

@@ -84,10 +84,11 @@ Startup::Failure Startup::after_fork()
 void Startup::log_serving() const
 {
   const VramStore &store = *store_;
-  log_info(strformat("serving %s (%llu bytes) of VRAM on %s; %zu I/O lanes, %s pieces",
-                     format_byte_size(store.size()).c_str(),
-                     static_cast<unsigned long long>(store.size()), layout_.gpu_label.c_str(),
-                     store.lanes(), format_byte_size(store.piece_size()).c_str()));
+  log_info(
+    strformat("serving %s (%llu bytes) of %s on %s; %zu I/O lanes, %s pieces",
+              format_byte_size(store.size()).c_str(), static_cast<unsigned long long>(store.size()),
+              store.compressed() ? "compressed pages in VRAM" : "VRAM", layout_.gpu_label.c_str(),
+              store.lanes(), format_byte_size(store.piece_size()).c_str()));
   if (store.compressed()) {
     log_info("compress=" + compress::format_codec(store.codec()) +
              ": each 4 KiB page is kept compressed in VRAM (whole when it does not compress, "

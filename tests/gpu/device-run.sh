@@ -3,7 +3,7 @@
 # make-carry.sh: the GPU test suite, then the memory-vs-vram comparison.
 # Logs go to $OUT (the device tool's output folder) or ./device-out.
 #
-#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|crc|lazy|lazy-ab|threads|requests|all]
+#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|crc|lazy|lazy-ab|threads|requests|compress|all]
 #
 # bench: bench/compare.sh (vram vs memory plugin) and bench/core-bench;
 # lanes: the quick comparison at lanes=16, 32 and 64;
@@ -26,6 +26,9 @@
 # CONTENTION_EXTRA="NAME=PARAM[+PARAM...] ..." adds this build with other
 # settings (e.g. "yes=share-gpu=yes"); CONTENTION_PROBE=1 adds
 # bench/contention.sh probe (one GPU operation of each kind);
+# compress: the compress= GPU tests, then compress=lz4 and zstd each
+# against compress=none on mixed pages (bench/ab_overhead.sh, DATA=mixed),
+# and against the fastest eager export on random pages;
 # ab: bench/compare.sh for this build and the earlier one, alternating,
 # twice each, and the ratios of every figure (quiet).
 set -uo pipefail
@@ -139,6 +142,22 @@ SH
   PATH=/tmp/fio/bin:$PATH NBDKIT=$VRAM_NBDKIT FILTER_DIR=$VRAM_NBDKIT_FILTERDIR \
     MEMORY_PLUGIN=$memory_plugin \
     bash bench/crosscheck_fio.sh "$out/fio" 2>&1 | tee "$out/fio.log"
+fi
+if [[ $what == compress ]]; then
+  PYTHONUNBUFFERED=1 python3 -m pytest -v -s -rs -p no:cacheprovider tests/gpu -k compress \
+    2>&1 | tee "$out/gpu-tests.log"
+  rc=${PIPESTATUS[0]}
+  points="read-c1:--connections 1 --read-pct 100;rw-c1:--connections 1 --read-pct 50"
+  points+=";rw-c16:--connections 16 --read-pct 50;read-c16:--connections 16 --read-pct 100"
+  for codec in lz4 zstd; do
+    echo "--- compress=$codec against compress=none, mixed pages"
+    NBDKIT=$VRAM_NBDKIT DATA=mixed POINTS=$points bash bench/ab_overhead.sh \
+      "$out/compress-$codec" none "" "compress=none" "$codec" "" "compress=$codec" | tail -4
+  done 2>&1 | tee "$out/compress.log"
+  echo "--- compress=lz4 against compress=none, random pages (stored whole)"
+  NBDKIT=$VRAM_NBDKIT DATA=random POINTS=$points bash bench/ab_overhead.sh \
+    "$out/compress-random" none "" "compress=none" lz4 "" "compress=lz4" 2>&1 | tail -4 |
+    tee -a "$out/compress.log"
 fi
 old_plugin=$c/old/nbdkit-vram-plugin.so
 if [[ $what == contention ]]; then

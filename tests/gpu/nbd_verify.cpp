@@ -21,6 +21,10 @@
 //       Trims [0, BYTES) in requests of --block bytes, then reads it back
 //       and checks that it is all zeroes.
 //
+//   --mixed (random and soak): the data is 4 KiB pages of four kinds, as
+//   swapped memory is for compress=: random, same-filled, a 128-byte motif
+//   repeated, half random and half zero (by default every byte is random).
+//
 // Exit status 0 when every byte matched; 1 on a mismatch or an NBD error.
 #include <libnbd.h>
 
@@ -95,10 +99,35 @@ uint64_t pattern_word(uint64_t seed, uint64_t byte_offset)
   return x;
 }
 
+bool mixed = false; // --mixed
+
+// --mixed: the word at an 8-aligned byte offset, its page's kind chosen by
+// the page's position.
+uint64_t mixed_word(uint64_t seed, uint64_t byte_offset)
+{
+  const uint64_t page = byte_offset / 4096 * 4096, in_page = byte_offset % 4096;
+  switch (pattern_word(seed ^ 0x5bd1e995, page) % 4) {
+  case 0: return pattern_word(seed, byte_offset);
+  case 1: return pattern_word(seed, page);
+  case 2: return pattern_word(seed, page + in_page % 128);
+  default: return in_page < 2048 ? pattern_word(seed, byte_offset) : 0;
+  }
+}
+
 void fill_pattern(std::vector<uint64_t> &buf, uint64_t seed, uint64_t offset)
 {
   for (size_t w = 0; w < buf.size(); ++w)
-    buf[w] = pattern_word(seed, offset + w * 8);
+    buf[w] = mixed ? mixed_word(seed, offset + w * 8) : pattern_word(seed, offset + w * 8);
+}
+
+// --mixed bytes for [offset, offset + n), whatever their alignment.
+void fill_mixed_bytes(uint8_t *dst, uint64_t n, uint64_t seed, uint64_t offset)
+{
+  for (uint64_t i = 0; i < n;) {
+    const uint64_t at = offset + i, word = mixed_word(seed, at & ~uint64_t{7});
+    for (uint64_t b = at % 8; b < 8 && i < n; ++b, ++i)
+      dst[i] = static_cast<uint8_t>(word >> (8 * b));
+  }
 }
 
 // Each connection works in its own slice of the span, all at once, so
@@ -162,8 +191,12 @@ int run_random(const std::string &uri, unsigned conns, uint64_t ops, uint64_t se
           continue;
         }
         buf.resize(len);
-        for (auto &b : buf)
-          b = static_cast<uint8_t>(rng() | 1); // no zero bytes
+        if (mixed) {
+          fill_mixed_bytes(buf.data(), len, rng(), off);
+        } else {
+          for (auto &b : buf)
+            b = static_cast<uint8_t>(rng() | 1); // no zero bytes
+        }
         if (nbd_pwrite(h, buf.data(), len, off, 0) == -1)
           die("write " + std::to_string(len) + "@" + std::to_string(off) + ": " + nbd_get_error());
         std::memcpy(shadow.data() + off, buf.data(), len);
@@ -324,6 +357,7 @@ int main(int argc, char **argv)
     else if (a == "--bytes") bytes = arg_u64(i, argc, argv);
     else if (a == "--block") block = arg_u64(i, argc, argv);
     else if (a == "--zero-pct") zero_pct = arg_u64(i, argc, argv);
+    else if (a == "--mixed") mixed = true;
     else die("unknown option " + a);
   }
   if (conns == 0 || block == 0 || block % 8 || zero_pct > 100)

@@ -174,3 +174,74 @@ def test_beside_a_compute_job_writes_zeroes_trims_read_back_exactly(vram_server,
     print(f"status: {st}")
     if not any(p.startswith("share-gpu=") for p in params) or "share-gpu=auto" in params:
         assert int(st["shared_gpu_detections"]) >= 1, st
+
+
+def _wait_status(path, **want):
+    want = {k: str(v) for k, v in want.items()}
+    for _ in range(100):
+        if {k: _status(path).get(k) for k in want} == want:
+            return _status(path)
+        time.sleep(0.1)
+    assert {k: _status(path).get(k) for k in want} == want, _status(path)
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_compressed_mixed_pages_over_many_connections_read_back_exactly(vram_server, codec,
+                                                                        tmp_path):
+    """compress=: random, same-filled, compressible and half-zero pages,
+    written, zeroed and trimmed at every alignment over 8 connections."""
+    status = tmp_path / "compressed.status"
+    s = vram_server("size=8G", f"compress={codec}", "piece-size=64K", f"status-file={status}")
+    assert verify("semantics", s.uri).returncode == 0
+    r = verify("random", s.uri, "--connections", 8, "--ops", 4000, "--span", GiB,
+               "--zero-pct", 20, "--mixed")
+    assert r.returncode == 0, r.stderr
+    assert "all bytes match" in r.stdout
+    time.sleep(1.5)  # the status file is refreshed once a second
+    st = _status(status)
+    print(f"status: {st}")
+    assert int(st["same_pages"]) > 0 and int(st["whole_pages"]) > 0
+    assert int(st["compressed_bytes"]) < int(st["original_bytes"])
+
+
+def test_compressed_vram_follows_the_pages_written_and_trimmed(vram_server, gpu, tmp_path):
+    """8 GiB of mixed pages in a 16 GiB compressed export: VRAM used
+    (nvidia-smi) is what the status file says is held, well under the
+    pages' size, and goes back when they are trimmed."""
+    status = tmp_path / "compressed.status"
+    before = _used_mib(gpu)
+    s = vram_server("size=16G", "compress=lz4", f"status-file={status}")
+    assert "compress=lz4: each 4 KiB page is kept compressed in VRAM" in s.log()
+    st = _wait_status(status, held=8 << 20)  # the spares alone
+    idle = _used_mib(gpu)
+    r = verify("soak", s.uri, "--bytes", 8 * GiB, "--connections", 16, "--block", 1 << 20,
+               "--mixed")
+    assert r.returncode == 0, r.stderr
+    time.sleep(1.5)
+    st = _status(status)
+    full = _used_mib(gpu)
+    held, original = int(st["held"]), int(st["original_bytes"])
+    print(f"nvidia-smi MiB used: before {before}, idle {idle}, 8 GiB written {full}; "
+          f"status: {st}; pages/VRAM held {original / held:.2f}")
+    assert original == 8 * GiB
+    assert held < original * 6 // 10
+    assert abs((full - idle) * (1 << 20) - (held - (8 << 20))) <= 256 << 20, (idle, full, held)
+    r = verify("trim", s.uri, "--bytes", 8 * GiB, "--block", 64 << 20)
+    assert r.returncode == 0, r.stderr
+    _wait_status(status, held=8 << 20, original_bytes=0)
+    trimmed = _used_mib(gpu)
+    print(f"after trimming it all: {trimmed}")
+    assert trimmed - idle <= 64, (idle, trimmed)
+
+
+def test_compressed_beside_a_compute_job_read_back_exactly(vram_server, compute_job, tmp_path):
+    """Small compressed pages take the copy-engine shapes: exact beside
+    another process's kernels."""
+    status = tmp_path / "status"
+    s = vram_server("size=4G", "compress=lz4", "share-gpu=yes", f"status-file={status}")
+    r = verify("random", s.uri, "--connections", 8, "--ops", 6000, "--span", GiB,
+               "--zero-pct", 30, "--mixed")
+    assert r.returncode == 0, r.stderr
+    assert "all bytes match" in r.stdout
+    assert verify("semantics", s.uri).returncode == 0
+    print(f"status: {_status(status)}")

@@ -135,6 +135,8 @@ def test_size_is_logical_and_the_log_says_what_may_be_held(vram, connect, tmp_pa
     st = c.status()
     assert st["size"] == str(1024 * MiB) and st["vram_limit"] == str(256 * MiB)
     assert st["allocation"] == "lazy"
+    assert f"serving 1.0 GiB ({1024 * MiB} bytes) of compressed pages in VRAM on GPU 0" \
+        in c.server.log_text()
     assert ("compress=lz4: each 4 KiB page is kept compressed in VRAM (whole when it does not "
             "compress, none when same-filled); the 1.0 GiB export may hold up to 256.0 MiB of "
             "VRAM, in chunks of 2.0 MiB taken as pages need them") in c.server.log_text()
