@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     s.max_request = 1 << 20;
     MemoryChunks chunks(chunk, s.chunks);
     CompressedExport exp(s, chunks);
-    Worker w(codec, s.max_request, exp.max_slots_per_chunk());
+    Worker w(codec, s.max_request);
     std::string message;
     const auto t0 = std::chrono::steady_clock::now();
     for (uint64_t off = 0; off < s.size; off += s.max_request) {

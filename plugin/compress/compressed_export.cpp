@@ -20,11 +20,10 @@ std::string where(uint64_t page)
 
 } // namespace
 
-Worker::Worker(const CodecSetting &setting, uint64_t max_request, uint32_t max_slots_per_chunk)
+Worker::Worker(const CodecSetting &setting, uint64_t max_request)
   : codec(setting), page(page_bytes), packed(page_bytes)
 {
   pending.reserve(max_request / page_bytes + 2);
-  evacuees.resize(max_slots_per_chunk);
 }
 
 CompressedExport::CompressedExport(const Settings &settings, ChunkDevice &device)
@@ -54,9 +53,9 @@ int CompressedExport::encode(Worker &w, std::span<const std::byte> page, PageEnt
 }
 
 int CompressedExport::store(Worker &w, std::span<const std::byte> bytes, SlotAllocator::Slot &slot,
-                            std::string &message)
+                            std::string &message, bool may_map)
 {
-  const auto got = slots_.allocate(static_cast<uint32_t>(bytes.size()), w.lane);
+  const auto got = slots_.allocate(static_cast<uint32_t>(bytes.size()), w.lane, may_map);
   if (!got) {
     message = "no VRAM left for another page: " + format_byte_size(slots_.stats().vram_bytes) +
               " of VRAM hold " + format_byte_size(table_.stats().original_bytes()) + " of pages";
@@ -208,43 +207,47 @@ int CompressedExport::zero(Worker &w, uint64_t length, uint64_t offset, std::str
   return change(w, nullptr, length, offset, message);
 }
 
-bool CompressedExport::evacuate(Worker &w, uint16_t cls)
+CompressedExport::Evacuated CompressedExport::evacuate(Worker &w)
 {
-  const auto ev = slots_.start_evacuation(cls, w.evacuees);
-  if (!ev) return false;
-  table_.for_each_in_chunk(ev->chunk, [&](uint64_t p, const PageEntry &) {
+  const auto chunk = slots_.start_evacuation();
+  if (!chunk) return Evacuated::no_candidate;
+  bool stuck = false; // a page found no room: the rest stay too
+  table_.for_each_in_chunk(*chunk, [&](uint64_t p, const PageEntry &) {
+    if (stuck) return;
     const auto guard = locks_.exclusive(p, p);
     const PageEntry e = table_.get(p); // again, under the lock
-    if (e.kind != PageEntry::Kind::stored || e.slot.chunk != ev->chunk || e.slot.cls != cls) return;
+    if (e.kind != PageEntry::Kind::stored || e.slot.chunk != *chunk) return;
     const auto packed = std::span(w.packed).first(e.length);
-    if (device_.read(slots_.offset(e.slot), packed, w.lane) != 0) return;
     SlotAllocator::Slot to;
     std::string ignored; // a page that cannot be moved now stays where it is
-    if (store(w, packed, to, ignored) != 0) return;
+    if (device_.read(slots_.offset(e.slot), packed, w.lane) != 0 ||
+        store(w, packed, to, ignored, /*may_map=*/false) != 0) {
+      stuck = true;
+      return;
+    }
     table_.set(p, PageEntry{PageEntry::Kind::stored, 0, to, e.length});
     slots_.free(e.slot, w.lane);
   });
-  return slots_.finish_evacuation(*ev);
+  return slots_.finish_evacuation(*chunk) ? Evacuated::emptied : Evacuated::stuck;
 }
 
 size_t CompressedExport::compact(Worker &w)
 {
   size_t emptied = 0;
-  for (uint16_t cls = 0; cls < SlotAllocator::class_count; ++cls)
-    while (evacuate(w, cls))
-      ++emptied;
-  compacted_.fetch_add(emptied, std::memory_order_relaxed);
+  while (compact_one(w))
+    ++emptied;
   return emptied;
 }
 
 bool CompressedExport::compact_one(Worker &w)
 {
-  for (uint16_t cls = 0; cls < SlotAllocator::class_count; ++cls)
-    if (evacuate(w, cls)) {
-      compacted_.fetch_add(1, std::memory_order_relaxed);
-      return true;
+  for (;;) {
+    switch (evacuate(w)) {
+    case Evacuated::no_candidate: return false;
+    case Evacuated::stuck: continue; // not chosen again: try the next
+    case Evacuated::emptied: compacted_.fetch_add(1, std::memory_order_relaxed); return true;
     }
-  return false;
+  }
 }
 
 CompressedExport::Stats CompressedExport::stats() const

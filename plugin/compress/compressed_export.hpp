@@ -41,7 +41,7 @@ public:
 
 // What one request needs, made in advance.
 struct Worker {
-  Worker(const CodecSetting &codec, uint64_t max_request, uint32_t max_slots_per_chunk);
+  Worker(const CodecSetting &codec, uint64_t max_request);
   PageCodec codec;
   std::vector<std::byte> page;   // one page, decoded
   std::vector<std::byte> packed; // one page, encoded
@@ -49,9 +49,8 @@ struct Worker {
     uint64_t page;
     PageEntry entry;
   };
-  std::vector<Pending> pending;   // a write's new pages, up to max_request
-  std::vector<uint32_t> evacuees; // compaction: the used slots of a chunk
-  void *lane = nullptr;           // the device's own, passed through
+  std::vector<Pending> pending; // a write's new pages, up to max_request
+  void *lane = nullptr;         // the device's own, passed through
 };
 
 class CompressedExport {
@@ -70,7 +69,6 @@ public:
 
   uint64_t size() const { return settings_.size; }
   const Settings &settings() const { return settings_; }
-  uint32_t max_slots_per_chunk() const { return slots_.slots_per_chunk(0); }
 
   // 0 or an errno value (EIO, ENOSPC, EINVAL), with `message` for the log.
   int read(Worker &w, std::span<std::byte> buf, uint64_t offset, std::string &message);
@@ -78,12 +76,12 @@ public:
   // Zero and trim are the same here: whole pages hold nothing afterwards.
   int zero(Worker &w, uint64_t length, uint64_t offset, std::string &message);
 
-  // Empties the sparsest chunks of every class into the others while that
-  // gives back at least a chunk, and returns how many chunks it emptied.
+  // Empties the chunks with the least in them into the free room of the
+  // others while there is room, and returns how many chunks it emptied.
   size_t compact(Worker &w);
-  // One step of that: empties one chunk (of the first class where that
-  // is possible) and says whether it did.  For a caller that gives the
-  // lane back between steps.
+  // One step of that: empties one chunk and says whether it did (trying
+  // the next candidate when one's pages find no room).  For a caller that
+  // gives the lane back between steps.
   bool compact_one(Worker &w);
 
   struct Stats {
@@ -97,9 +95,10 @@ private:
   // The new entry for one page whose contents are `page` (4 KiB), its
   // bytes written to a new slot if it needs one.  0 or an errno value.
   int encode(Worker &w, std::span<const std::byte> page, PageEntry &entry, std::string &message);
-  // `bytes` into a new slot of VRAM.  0 or an errno value.
+  // `bytes` into a new slot of VRAM (in a chunk already in use unless
+  // `may_map`).  0 or an errno value.
   int store(Worker &w, std::span<const std::byte> bytes, SlotAllocator::Slot &slot,
-            std::string &message);
+            std::string &message, bool may_map = true);
   // One page's contents into `out` (4 KiB).
   int decode(Worker &w, uint64_t page, const PageEntry &e, std::span<std::byte> out,
              std::string &message);
@@ -107,7 +106,8 @@ private:
   int change(Worker &w, const std::byte *data, uint64_t length, uint64_t offset,
              std::string &message);
   void forget(Worker &w); // frees the pending pages' new slots
-  bool evacuate(Worker &w, uint16_t cls);
+  enum class Evacuated { no_candidate, stuck, emptied };
+  Evacuated evacuate(Worker &w);
 
   Settings settings_;
   ChunkDevice &device_;

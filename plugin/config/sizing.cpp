@@ -48,13 +48,11 @@ SizePlan plan_compressed(const Config &config, const GpuMemory &gpu, const std::
       throw SizingError(gpu_name + " has " + format_byte_size(gpu.total) +
                         " of VRAM in all, and reserve=" + format_byte_size(keep) +
                         " keeps it all free. Lower reserve=");
-    // The pages of a small export may need more VRAM than its size: a
-    // partly used chunk for each size class of compressed page.
+    // Incompressible pages may need a little more VRAM than their size.
     plan.first = config.size.bytes;
-    plan.vram =
-      std::min(round_down(gpu.total - keep, size_granularity),
-               (config.size.bytes + size_granularity - 1) / size_granularity * size_granularity +
-                 compress_size_classes * config.lazy_chunk);
+    plan.vram = std::min(round_down(gpu.total - keep, size_granularity),
+                         (config.size.bytes + compress_run_slack + size_granularity - 1) /
+                           size_granularity * size_granularity);
     break;
   }
   }

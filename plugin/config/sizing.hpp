@@ -38,8 +38,10 @@ struct SizePlan {
 // with ENOSPC and stays in RAM.
 constexpr uint64_t compress_auto_ratio = 2;
 
-// How many size classes compressed pages are kept in (SlotAllocator's).
-constexpr uint64_t compress_size_classes = 64;
+// The VRAM a compressed export may need beyond its size: a partly used
+// 64 KiB run for each of the 64 size classes of compressed pages
+// (SlotAllocator's).
+constexpr uint64_t compress_run_slack = 64 * 64 * 1024;
 
 // Sizes chosen by the plugin (auto, max, backing off from free memory) are
 // multiples of this; sizes the user typed are used as typed.

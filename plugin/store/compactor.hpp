@@ -27,7 +27,7 @@ public:
 
   // Whether VRAM held (`held` bytes) is far enough above the bytes of the
   // slots in use (`used`) to compact: by more than an eighth of them, and
-  // by more than `slack_bytes` (a partly used chunk per size class is the
+  // by more than `slack_bytes` (a few partly used chunks are the
   // normal state of the allocator, not waste to chase).
   static bool worth_it(uint64_t held, uint64_t used, uint64_t slack_bytes);
 

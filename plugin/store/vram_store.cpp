@@ -157,8 +157,7 @@ VramStore::VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMem
   compressed_ = std::make_unique<compress::CompressedExport>(settings, *chunks_);
   chunk_lanes_.resize(pool_.size());
   for (size_t i = 0; i < pool_.size(); ++i) {
-    workers_.push_back(std::make_unique<compress::Worker>(codec_, max_request_bytes,
-                                                          compressed_->max_slots_per_chunk()));
+    workers_.push_back(std::make_unique<compress::Worker>(codec_, max_request_bytes));
     chunk_lanes_[i].lane = &pool_.lane(i);
     workers_.back()->lane = &chunk_lanes_[i];
   }

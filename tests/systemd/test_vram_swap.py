@@ -229,9 +229,9 @@ def test_status_shows_what_compressed_pages_take(tmp_path):
             time.sleep(0.2)
         line = [l for l in out.splitlines() if l.startswith("GPU 0: compress=lz4: ")]
         assert line, out
-        # Two chunks: one for the compressed page's size class, one for whole pages.
+        # One chunk: a run for the compressed page's size class, one for whole pages.
         assert re.fullmatch(r"GPU 0: compress=lz4: 16\.0K of pages in 4\.\dK compressed, "
-                            r"4\.0M of VRAM held \(ratio 0\.00\); 2 same-filled pages "
+                            r"2\.0M of VRAM held \(ratio 0\.01\); 2 same-filled pages "
                             r"\(no VRAM\), 2 stored, 1 of them whole \(incompressible\)",
                             line[0]), line
     finally:

@@ -100,7 +100,7 @@ struct Fixture {
   Fixture(uint64_t size, uint32_t chunks, CodecSetting codec = {Algorithm::lz4, 0},
           uint64_t max_request = 1 * MiB)
     : vram(chunks), exp(CompressedExport::Settings{size, chunk, chunks, 0, max_request}, vram),
-      worker(codec, max_request, exp.max_slots_per_chunk()), model(size)
+      worker(codec, max_request), model(size)
   {
   }
   int write(const Bytes &d, uint64_t off)
@@ -346,8 +346,7 @@ TEST(CompressedExport, ConnectionsInParallelEachReadBackTheirOwn)
   Fixture f(6 * MiB, 512);
   std::vector<std::unique_ptr<Worker>> workers;
   for (int t = 0; t < threads; ++t)
-    workers.push_back(std::make_unique<Worker>(CodecSetting{Algorithm::lz4, 0}, 1 * MiB,
-                                               f.exp.max_slots_per_chunk()));
+    workers.push_back(std::make_unique<Worker>(CodecSetting{Algorithm::lz4, 0}, 1 * MiB));
   std::atomic<int> failures{0};
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t)

@@ -156,9 +156,9 @@ TEST(Sizing, CompressedExplicitSizeMayExceedTheGpu)
   const SizePlan r =
     plan_size(make_config({{"size", "20G"}, {"compress", "lz4"}, {"reserve", "3G"}}), gpu, "g");
   EXPECT_EQ(r.vram, 5 * GiB);
-  // A small export's range: its size and a chunk per size class.
+  // A small export's range: its size and a run per size class.
   EXPECT_EQ(plan_size(make_config({{"size", "1G"}, {"compress", "lz4"}}), gpu, "g").vram,
-            1 * GiB + 64 * 2 * MiB);
+            1 * GiB + 4 * MiB);
   EXPECT_NE(
     sizing_error(make_config({{"size", "20G"}, {"compress", "lz4"}, {"reserve", "8G"}}), gpu)
       .find("reserve=8.0 GiB keeps it all free"),

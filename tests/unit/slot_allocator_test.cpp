@@ -14,7 +14,9 @@ using Slot = SlotAllocator::Slot;
 
 namespace {
 
-constexpr uint64_t chunk_bytes = 64 * 1024;
+// Four runs of 64 KiB to a chunk.
+constexpr uint64_t chunk_bytes = 256 * 1024;
+constexpr uint64_t run_bytes = SlotAllocator::run_bytes;
 
 // The VRAM side, recorded: which chunks are mapped, and every call.
 struct FakeVram {
@@ -62,43 +64,76 @@ TEST(SlotAllocator, ClassesAreMultiplesOf64BytesUpToAPage)
   }
 }
 
-TEST(SlotAllocator, FillsAChunkBeforeMappingAnother)
+TEST(SlotAllocator, ARunFillsBeforeTheClassTakesAnother)
 {
   FakeVram vram;
   auto a = vram.make(4);
-  const uint32_t per = a.slots_per_chunk(SlotAllocator::class_of(1000)); // 1024-byte slots
+  const uint16_t cls = SlotAllocator::class_of(1000); // 1024-byte slots
+  const uint32_t per = SlotAllocator::slots_per_run(cls);
   EXPECT_EQ(per, 64u);
   std::set<uint64_t> offsets;
   for (uint32_t i = 0; i < per; ++i) {
     const auto s = a.allocate(1000);
     ASSERT_TRUE(s);
     EXPECT_EQ(s->chunk, 0u);
+    EXPECT_EQ(s->index >> 16, 0u); // the first run
     EXPECT_TRUE(offsets.insert(a.offset(*s)).second);
-    EXPECT_LT(a.offset(*s) + 1024, chunk_bytes + 1);
+    EXPECT_LE(a.offset(*s) + 1024, run_bytes);
   }
-  EXPECT_EQ(vram.maps, 1);
   const auto next = a.allocate(1000);
   ASSERT_TRUE(next);
-  EXPECT_EQ(next->chunk, 1u);
-  EXPECT_EQ(vram.maps, 2);
+  EXPECT_EQ(next->chunk, 0u);
+  EXPECT_EQ(next->index >> 16, 1u); // the next run of the same chunk
+  EXPECT_EQ(a.offset(*next), run_bytes);
+  EXPECT_EQ(vram.maps, 1);
   const auto st = a.stats();
-  EXPECT_EQ(st.chunks_in_classes, 2u);
+  EXPECT_EQ(st.chunks_in_use, 1u);
+  EXPECT_EQ(st.runs_in_use, 2u);
   EXPECT_EQ(st.slot_bytes, (per + 1) * 1024u);
-  EXPECT_EQ(st.vram_bytes, 2 * chunk_bytes);
+  EXPECT_EQ(st.vram_bytes, chunk_bytes);
 }
 
-TEST(SlotAllocator, ClassesNeverShareAChunk)
+TEST(SlotAllocator, ClassesShareAChunkInRunsOfTheirOwn)
 {
   FakeVram vram;
   auto a = vram.make(8);
   const auto small = a.allocate(100);
   const auto whole = a.allocate(4096);
   const auto mid = a.allocate(2000);
-  ASSERT_TRUE(small && whole && mid);
-  EXPECT_NE(small->chunk, whole->chunk);
-  EXPECT_NE(small->chunk, mid->chunk);
-  EXPECT_NE(whole->chunk, mid->chunk);
-  EXPECT_EQ(a.stats().chunks_in_classes, 3u);
+  const auto more = a.allocate(3000);
+  ASSERT_TRUE(small && whole && mid && more);
+  // Four classes, four runs: one chunk.
+  for (const auto &s : {small, whole, mid, more})
+    EXPECT_EQ(s->chunk, 0u);
+  std::set<uint32_t> runs{small->index >> 16, whole->index >> 16, mid->index >> 16,
+                          more->index >> 16};
+  EXPECT_EQ(runs.size(), 4u);
+  // A fifth class needs a run: the chunk has none left, so another chunk.
+  const auto fifth = a.allocate(500);
+  ASSERT_TRUE(fifth);
+  EXPECT_EQ(fifth->chunk, 1u);
+  EXPECT_EQ(a.stats().chunks_in_use, 2u);
+  EXPECT_EQ(vram.maps, 2);
+}
+
+TEST(SlotAllocator, RunsComeFromTheLowestChunkWithOneFree)
+{
+  FakeVram vram;
+  auto a = vram.make(4);
+  // Three chunks of whole pages (16 to a run, 64 to a chunk).
+  std::vector<Slot> slots;
+  for (int i = 0; i < 3 * 64; ++i)
+    slots.push_back(*a.allocate(4096));
+  EXPECT_EQ(slots.back().chunk, 2u);
+  // A run of chunk 0 empties; the next class's run goes there, not to a
+  // new chunk or to chunk 2.
+  for (const Slot &s : slots)
+    if (s.chunk == 0 && (s.index >> 16) == 1) a.free(s);
+  const auto t = a.allocate(700);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->chunk, 0u);
+  EXPECT_EQ(t->index >> 16, 1u);
+  EXPECT_EQ(vram.maps, 3);
 }
 
 TEST(SlotAllocator, TheLastFreeReleasesTheChunkAndItsVramIsGone)
@@ -108,19 +143,22 @@ TEST(SlotAllocator, TheLastFreeReleasesTheChunkAndItsVramIsGone)
   std::vector<Slot> slots;
   for (int i = 0; i < 10; ++i)
     slots.push_back(*a.allocate(4096));
+  slots.push_back(*a.allocate(100));
   EXPECT_EQ(vram.mapped.size(), 1u);
   for (size_t i = 0; i + 1 < slots.size(); ++i)
     a.free(slots[i]);
   EXPECT_EQ(vram.releases, 0);
+  EXPECT_EQ(a.stats().runs_in_use, 1u);
   a.free(slots.back());
   EXPECT_EQ(vram.releases, 1);
   EXPECT_TRUE(vram.mapped.empty());
   const auto st = a.stats();
   EXPECT_EQ(st.vram_bytes, 0u);
   EXPECT_EQ(st.slot_bytes, 0u);
+  EXPECT_EQ(st.runs_in_use, 0u);
 }
 
-TEST(SlotAllocator, SparesKeepTheirVramForTheNextClass)
+TEST(SlotAllocator, SparesKeepTheirVramForTheNextRun)
 {
   FakeVram vram;
   auto a = vram.make(4, /*spares=*/1);
@@ -129,7 +167,7 @@ TEST(SlotAllocator, SparesKeepTheirVramForTheNextClass)
   EXPECT_EQ(vram.releases, 0);
   EXPECT_EQ(a.stats().spare_chunks, 1u);
   EXPECT_EQ(a.stats().vram_bytes, chunk_bytes);
-  const auto t = *a.allocate(3000); // another class takes the spare: no map
+  const auto t = *a.allocate(3000); // takes the spare: no map
   EXPECT_EQ(t.chunk, s.chunk);
   EXPECT_EQ(vram.maps, 1);
   EXPECT_EQ(a.stats().spare_chunks, 0u);
@@ -143,7 +181,7 @@ TEST(SlotAllocator, NoSpaceUntilSomethingIsFreed)
   while (auto s = a.allocate(4096))
     held.push_back(*s);
   EXPECT_EQ(held.size(), 2 * chunk_bytes / 4096);
-  EXPECT_FALSE(a.allocate(64)); // another class needs a chunk: none left
+  EXPECT_FALSE(a.allocate(64)); // another class needs a run: none left
   a.free(held.back());
   held.pop_back();
   EXPECT_TRUE(a.allocate(4096)); // the hole
@@ -156,7 +194,7 @@ TEST(SlotAllocator, AFailedMapGivesTheChunkBack)
   auto a = vram.make(1);
   vram.fail_map = true;
   EXPECT_FALSE(a.allocate(500));
-  EXPECT_EQ(a.stats().chunks_in_classes, 0u);
+  EXPECT_EQ(a.stats().chunks_in_use, 0u);
   vram.fail_map = false;
   const auto s = a.allocate(500);
   ASSERT_TRUE(s);
@@ -188,69 +226,98 @@ TEST(SlotAllocator, MisuseIsRefusedLoudly)
   Slot wrong = keep;
   wrong.cls = SlotAllocator::class_of(4096);
   EXPECT_THROW(a.free(wrong), std::logic_error);
+  Slot outside = keep;
+  outside.chunk = 7;
+  EXPECT_THROW(a.free(outside), std::logic_error);
   EXPECT_FALSE(a.allocate(0));
   EXPECT_FALSE(a.allocate(4097));
 }
 
-TEST(SlotAllocator, EvacuationEmptiesTheSparsestChunkIntoTheOthers)
+TEST(SlotAllocator, EvacuationEmptiesTheChunkWithLeastIntoTheOthers)
 {
   FakeVram vram;
   auto a = vram.make(8);
-  const uint16_t cls = SlotAllocator::class_of(4096);
-  const uint32_t per = a.slots_per_chunk(cls); // 16
+  // Three chunks of whole pages.
   std::vector<Slot> slots;
-  for (uint32_t i = 0; i < 3 * per; ++i)
+  for (int i = 0; i < 3 * 64; ++i)
     slots.push_back(*a.allocate(4096));
-  // Chunk 0 keeps 4, chunk 1 keeps 12, chunk 2 stays full.
+  // Chunk 0 keeps 8 pages, chunk 1 keeps 40, chunk 2 stays full.
   std::vector<Slot> live;
+  std::map<uint32_t, int> kept;
   for (const Slot &s : slots) {
-    const bool drop = (s.chunk == 0 && s.index >= 4) || (s.chunk == 1 && s.index >= 12);
-    if (drop) a.free(s);
-    else live.push_back(s);
+    const bool drop = (s.chunk == 0 && kept[0] >= 8) || (s.chunk == 1 && kept[1] >= 40);
+    if (drop) {
+      a.free(s);
+    } else {
+      ++kept[s.chunk];
+      live.push_back(s);
+    }
   }
-  std::vector<uint32_t> used(per);
-  const auto ev = a.start_evacuation(cls, used);
-  ASSERT_TRUE(ev);
-  EXPECT_EQ(ev->chunk, 0u);
-  ASSERT_EQ(ev->used, 4u);
-  EXPECT_EQ(std::vector<uint32_t>(used.begin(), used.begin() + 4),
-            (std::vector<uint32_t>{0, 1, 2, 3}));
-  // Moves go elsewhere, never into the chunk being emptied.
-  for (uint32_t i = 0; i < ev->used; ++i) {
-    const auto to = a.allocate(4096);
-    ASSERT_TRUE(to);
-    EXPECT_EQ(to->chunk, 1u);
-    a.free(Slot{ev->chunk, used[i], cls});
-  }
+  const auto chunk = a.start_evacuation();
+  ASSERT_TRUE(chunk);
+  EXPECT_EQ(*chunk, 0u);
+  // Moves go elsewhere, never into the chunk being emptied, and map
+  // nothing new.
+  for (const Slot &s : live)
+    if (s.chunk == 0) {
+      const auto to = a.allocate(4096, nullptr, /*may_map=*/false);
+      ASSERT_TRUE(to);
+      EXPECT_EQ(to->chunk, 1u);
+      a.free(s);
+    }
+  EXPECT_EQ(vram.maps, 3);
   EXPECT_EQ(vram.releases, 1);
   EXPECT_EQ(vram.mapped.count(0), 0u);
-  EXPECT_TRUE(a.finish_evacuation(*ev)); // already given back: nothing happens
-  EXPECT_EQ(a.class_stats(cls).chunks, 2u);
-  EXPECT_EQ(a.class_stats(cls).free_slots, 0u);
+  EXPECT_TRUE(a.finish_evacuation(*chunk)); // already given back: nothing happens
+  EXPECT_EQ(a.stats().chunks_in_use, 2u);
+  EXPECT_EQ(a.class_stats(SlotAllocator::class_of(4096)).used_slots, 48u + 64u);
 }
 
 TEST(SlotAllocator, NoEvacuationWithoutRoomElsewhere)
 {
   FakeVram vram;
   auto a = vram.make(8);
-  const uint16_t cls = SlotAllocator::class_of(4096);
-  const uint32_t per = a.slots_per_chunk(cls);
   std::vector<Slot> slots;
-  for (uint32_t i = 0; i < 2 * per; ++i)
+  for (int i = 0; i < 2 * 64; ++i)
     slots.push_back(*a.allocate(4096));
+  int freed = 0;
   for (const Slot &s : slots)
-    if (s.chunk == 0 && s.index >= per / 2) a.free(s); // half of chunk 0 free, chunk 1 full
-  std::vector<uint32_t> used(per);
-  EXPECT_FALSE(a.start_evacuation(cls, used));
-  // A chunk put back by finish_evacuation takes pages again.
+    if (s.chunk == 0 && freed < 16) a.free(s), ++freed; // chunk 0 three quarters full
+  EXPECT_FALSE(a.start_evacuation());                   // 48 pages, 16 free slots elsewhere
+  EXPECT_EQ(a.stats().chunks_in_use, 2u);
+  // Without may_map, a full export gives no slot rather than a new chunk.
+  for (int i = 0; i < 16; ++i)
+    ASSERT_TRUE(a.allocate(4096, nullptr, false));
+  EXPECT_FALSE(a.allocate(4096, nullptr, false));
+  EXPECT_EQ(vram.maps, 2);
+}
+
+TEST(SlotAllocator, AChunkPutBackAfterAnEvacuationTakesPagesAgain)
+{
+  FakeVram vram;
+  auto a = vram.make(8);
+  std::vector<Slot> slots;
+  for (int i = 0; i < 3 * 64; ++i)
+    slots.push_back(*a.allocate(4096));
+  // Chunk 2 has one page left, and room elsewhere.
   for (const Slot &s : slots)
-    if (s.chunk == 1 && s.index < per / 2) a.free(s);
-  const auto ev = a.start_evacuation(cls, used, /*slack=*/0);
-  ASSERT_TRUE(ev);
-  EXPECT_FALSE(a.finish_evacuation(*ev));
-  for (uint32_t i = 0; i < per; ++i)
-    ASSERT_TRUE(a.allocate(4096));
-  EXPECT_EQ(a.class_stats(cls).chunks, 2u);
+    if (s.chunk == 2 && s.index != 0) a.free(s);
+  for (int i = 0; i < 8; ++i)
+    a.free(slots[static_cast<size_t>(i)]);
+  const auto chunk = a.start_evacuation();
+  ASSERT_TRUE(chunk);
+  EXPECT_EQ(*chunk, 2u);
+  // While it is evacuated its free slots take nothing: chunk 0's do.
+  const auto t = a.allocate(4096, nullptr, false);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->chunk, 0u);
+  a.free(*t);
+  EXPECT_FALSE(a.finish_evacuation(*chunk)); // not emptied: back in service
+  std::set<uint32_t> chunks;
+  for (int i = 0; i < 8 + 15; ++i)
+    chunks.insert(a.allocate(4096)->chunk);
+  EXPECT_EQ(chunks, (std::set<uint32_t>{0, 2}));
+  EXPECT_EQ(vram.maps, 3);
 }
 
 TEST(SlotAllocator, ThreadsNeverShareASlot)
@@ -299,7 +366,8 @@ TEST(SlotAllocator, ThreadsNeverShareASlot)
   EXPECT_EQ(overlaps, 0);
   const auto st = a.stats();
   EXPECT_EQ(st.slot_bytes, 0u);
-  EXPECT_EQ(st.chunks_in_classes, 0u);
+  EXPECT_EQ(st.chunks_in_use, 0u);
+  EXPECT_EQ(st.runs_in_use, 0u);
   EXPECT_LE(st.spare_chunks, 2u);
   EXPECT_EQ(vram.mapped.size(), st.spare_chunks);
 }
