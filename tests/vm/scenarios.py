@@ -20,6 +20,8 @@ PRESSURE_4_WORKERS = dict(script="pressure.sh", params={"SAFETY": "require", "VM
 LAZY_SWAP = dict(script="lazy_swap.sh", params={"LAZY_CHUNK": "2M", "SWAP_SIZE": "768M"},
                  timeout=LAZY_SWAP_BOUND, hung_task_timeout=HUNG_TASK_TIMEOUT)
 LIFECYCLE = dict(script="vram_swap_lifecycle.sh", timeout=PRESSURE_BOUND)
+# The pressure boot with every swapped page kept compressed (compress=lz4).
+PRESSURE_COMPRESS = dict(PRESSURE, params={**PRESSURE["params"], "COMPRESS": "lz4"})
 INTEGRITY_SWAP = dict(script="integrity_swap.sh", timeout=INTEGRITY_SWAP_BOUND,
                       expect_io_errors=True)
 
@@ -33,6 +35,7 @@ def with_min_free(scenario, kb):
 
 # What soak.py boots, by name.
 SOAK = {"pressure": PRESSURE, "pressure-4-workers": PRESSURE_4_WORKERS, "lazy-swap": LAZY_SWAP,
+        "pressure-compress": PRESSURE_COMPRESS,
         "lifecycle": LIFECYCLE, "integrity-swap": INTEGRITY_SWAP,
         "pressure-4-workers-min-free-16m": with_min_free(PRESSURE_4_WORKERS, 16384),
         "pressure-4-workers-min-free-32m": with_min_free(PRESSURE_4_WORKERS, 32768),

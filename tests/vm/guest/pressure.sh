@@ -21,6 +21,9 @@
 # VMTEST_WBT_LAT_USEC /dev/nbd0's writeback throttling target
 #                    (queue/wbt_lat_usec; 0 turns it off; default: the
 #                    kernel's)
+# VMTEST_COMPRESS    the plugin's compress= (default: none); the figures
+#                    then include what the swapped pages took (its status
+#                    file, read after the load, before swapoff)
 # VMTEST_BALLAST_MB  RAM locked away by a helper process before the load is
 #                    sized (192): keeps the load and the run time what they
 #                    were while nbdkit itself locked 192 MiB it never used
@@ -34,7 +37,11 @@ overcommit=${VMTEST_OVERCOMMIT:-55}
 passes=${VMTEST_PASSES:-1}
 stress_max=${VMTEST_STRESS_MAX:-420s}
 
-start_nbdkit "$size" "$safety" || { fail "nbdkit did not start"; exit 1; }
+compress=${VMTEST_COMPRESS:-none}
+status_file=$RUNDIR/vram.status
+extra=()
+[[ $compress == none ]] || extra=(compress="$compress" status-file="$status_file")
+start_nbdkit "$size" "$safety" "${extra[@]}" || { fail "nbdkit did not start"; exit 1; }
 if [[ $safety != off ]]; then
   grep "swap protections: io-flusher on, mlockall on" $NBDKIT_LOG
   check $? "nbdkit reports io-flusher and mlockall in force"
@@ -110,6 +117,19 @@ read -r peak_kb peak_only_kb min_free_kb <$RUNDIR/sample
 pswpin=$(($(vmstat pswpin) - pswpin0)); pswpout=$(($(vmstat pswpout) - pswpout0))
 done_ops=$(awk '$4 == "vm" { print $5 }' $RUNDIR/stress.log)
 
+if [[ $compress != none ]]; then
+  # What the pages in swap now take, as the plugin counts them.
+  status_kb() { awk -F= -v k="$1" '$1 == k { print int($2 / 1024) }' "$status_file"; }
+  sleep 1.5 # the status file is written once a second
+  for k in original_bytes compressed_bytes held same_pages whole_pages stored_pages; do
+    v=$(awk -F= -v k="$k" '$1 == k { print $2 }' "$status_file")
+    case $k in *_bytes | held) figure "compress_${k%_bytes}_kb" $((v / 1024)) ;; *) figure "compress_$k" "$v" ;; esac
+  done
+  log "compressed: $(status_kb original_bytes) kB of pages in $(status_kb compressed_bytes) kB," \
+      "$(status_kb held) kB of VRAM held"
+  (($(status_kb original_bytes) > 0 && $(status_kb held) * 2 <= $(status_kb original_bytes) * 3))
+  check $? "the swapped pages were stored compressed, in less VRAM than their size and a half"
+fi
 figure swap_kb "$swap_kb"
 figure peak_swap_used_kb "$peak_kb"
 figure peak_swap_only_kb "$peak_only_kb"
