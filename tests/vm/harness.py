@@ -63,6 +63,8 @@ BUSYBOX = Path(os.environ.get("VRAM_VM_BUSYBOX", "/bin/busybox"))
 # crc32c_generic: ext4's metadata checksums; the guest cannot load modules
 # on demand (no modprobe in the host root image to speak of).
 GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "nbd", "ext4", "crc32c_generic")
+# More, for a run that needs them (zram_corpus.sh: "zram lz4 zstd").
+EXTRA_MODULES = tuple(os.environ.get("VRAM_VM_EXTRA_MODULES", "").split())
 MODULE_ARGS = {"nbd": "nbds_max=4"}
 
 # What the console says when the guest is in trouble.  A hang is a task
@@ -276,7 +278,7 @@ def boot_image(kernel, workdir):
 def build_initramfs(kernel, dest):
     """A newc cpio: static busybox, the modules and their load order, and
     tests/vm/guest/init as /init."""
-    modules = module_load_order(kernel.moddir, GUEST_MODULES)
+    modules = module_load_order(kernel.moddir, GUEST_MODULES + EXTRA_MODULES)
     parts = []
     for d in ("bin", "dev", "proc", "sys", "newroot", "modules"):
         parts.append(_cpio_entry(d, 0o040755))
