@@ -309,3 +309,56 @@ TEST_F(CompressedStoreTest, StatusFileReportsWhatThePagesTake)
          "vram_limit=" + std::to_string(20 * MiB) + "\n"})
     EXPECT_NE(text.find(line), std::string::npos) << line << " in\n" << text;
 }
+
+TEST_F(CompressedStoreTest, CompactionRunsBesideWritersAndLosesNothing)
+{
+  VramStore &s = open({{"size", "64M"}, {"compress", "lz4"}, {"lazy-spare", "0"}}, 6);
+  // Sparse chunks for the compactor to work on: pages written, then three
+  // in four trimmed.
+  std::mt19937_64 rng(12);
+  std::vector<std::byte> shadow(s.size());
+  for (uint64_t off = 0; off < 32 * MiB; off += page) {
+    const auto p = page_of_kind(rng, 4);
+    std::memcpy(shadow.data() + off, p.data(), page);
+  }
+  ASSERT_TRUE(s.write(shadow.data(), 32 * MiB, 0));
+  for (uint64_t off = 0; off < 32 * MiB; off += page)
+    if ((off / page) % 4) {
+      ASSERT_TRUE(s.zero(page, off));
+      std::memset(shadow.data() + off, 0, page);
+    }
+  // Four writers, each in its own 16 MiB, while the compactor moves pages.
+  const uint64_t before = s.compress_stats().compacted_chunks;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> writers;
+  for (unsigned t = 0; t < 4; ++t)
+    writers.emplace_back([&, t] {
+      std::mt19937_64 r(100 + t);
+      const uint64_t base = t * 16 * MiB;
+      const auto stop = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+      while (std::chrono::steady_clock::now() < stop) {
+        const uint64_t off = base + r() % (16 * MiB - 64 * KiB);
+        const uint64_t len = 1 + r() % (64 * KiB);
+        std::vector<std::byte> d;
+        while (d.size() < len) {
+          const auto p = page_of_kind(r, static_cast<unsigned>(r()));
+          d.insert(d.end(), p.begin(), p.end());
+        }
+        d.resize(len);
+        const bool trim = r() % 4 == 0;
+        if (!(trim ? s.zero(len, off) : s.write(d.data(), len, off))) ++failures;
+        if (trim) std::memset(shadow.data() + off, 0, len);
+        else std::memcpy(shadow.data() + off, d.data(), len);
+        std::vector<std::byte> back(len);
+        if (!s.read(back.data(), len, off) || std::memcmp(back.data(), shadow.data() + off, len))
+          ++failures;
+      }
+    });
+  for (auto &w : writers)
+    w.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_GT(s.compress_stats().compacted_chunks, before);
+  std::vector<std::byte> back(s.size());
+  ASSERT_TRUE(s.read(back.data(), back.size(), 0));
+  EXPECT_TRUE(back == shadow);
+}
