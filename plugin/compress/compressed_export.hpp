@@ -90,6 +90,8 @@ public:
     uint64_t compacted_chunks = 0;
   };
   Stats stats() const;
+  // Host memory the page table and the slot allocator hold (made at start).
+  uint64_t host_bytes() const { return table_.host_bytes() + slots_.host_bytes(); }
 
 private:
   // The new entry for one page whose contents are `page` (4 KiB), its

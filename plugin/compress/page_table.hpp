@@ -38,6 +38,7 @@ public:
   explicit PageTable(uint64_t pages);
 
   uint64_t pages() const { return pages_; }
+  uint64_t host_bytes() const { return pages_ * sizeof(Entry); }
   PageEntry get(uint64_t page) const;
   // Replaces the entry (the caller has given back the old slot, or will).
   void set(uint64_t page, const PageEntry &entry);

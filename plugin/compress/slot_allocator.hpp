@@ -117,6 +117,13 @@ public:
   };
   Stats stats() const;
   ClassStats class_stats(uint16_t cls) const;
+  // Host memory this bookkeeping holds (allocated at construction).
+  uint64_t host_bytes() const
+  {
+    return slot_bits_.size() * 8 + runs_.size() * sizeof(Run) + chunks_.size() * sizeof(Chunk) +
+           (run_bits_.size() + open_chunks_.size() + absent_bits_.size() + stuck_bits_.size()) * 8 +
+           spare_.capacity() * 4;
+  }
 
 private:
   enum class State : uint8_t { absent, mapping, spare, in_use, evacuating, releasing };

@@ -95,7 +95,8 @@ void Startup::log_serving() const
              "none when same-filled); the " +
              format_byte_size(store.size()) + " export may hold up to " +
              format_byte_size(store.vram_limit()) + " of VRAM, in chunks of " +
-             format_byte_size(store.lazy_chunk()) + " taken as pages need them");
+             format_byte_size(store.lazy_chunk()) + " taken as pages need them; its page table " +
+             "and slot maps take " + format_byte_size(store.compress_host_bytes()) + " of RAM");
     return;
   }
   if (store.allocation() == Allocation::lazy)

@@ -67,6 +67,8 @@ public:
   {
     return compressed_ ? compressed_->stats() : compress::CompressedExport::Stats{};
   }
+  // compress=: host memory its page table and slot maps hold.
+  uint64_t compress_host_bytes() const { return compressed_ ? compressed_->host_bytes() : 0; }
   // compress=: the most VRAM the export may hold (its address range).
   uint64_t vram_limit() const { return lazy_ ? lazy_->chunks() * lazy_->chunk_size() : size_; }
   // VRAM held now: the whole size when eager; when lazy, the chunks mapped
