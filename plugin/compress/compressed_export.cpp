@@ -21,9 +21,11 @@ std::string where(uint64_t page)
 } // namespace
 
 Worker::Worker(const CodecSetting &setting, uint64_t max_request)
-  : codec(setting), page(page_bytes), packed(page_bytes)
+  : codec(setting), page(page_bytes), packed(page_bytes), batch(batch_pages * page_bytes),
+    entries(batch_pages)
 {
   pending.reserve(max_request / page_bytes + 2);
+  copies.reserve(batch_pages);
 }
 
 CompressedExport::CompressedExport(const Settings &settings, ChunkDevice &device)
@@ -43,13 +45,34 @@ int CompressedExport::encode(Worker &w, std::span<const std::byte> page, PageEnt
     entry = PageEntry{PageEntry::Kind::same, *value, {}, 0};
     return 0;
   }
-  const size_t n = w.codec.compress(page, w.packed, settings_.whole_above);
-  const std::span<const std::byte> bytes =
-    n ? std::span<const std::byte>(w.packed).first(n) : page.first(page_bytes);
-  SlotAllocator::Slot slot;
-  if (const int r = store(w, bytes, slot, message); r != 0) return r;
-  entry = PageEntry{PageEntry::Kind::stored, 0, slot, static_cast<uint16_t>(bytes.size())};
+  if (w.copies.size() == Worker::batch_pages || w.batch_used + page_bytes > w.batch.size())
+    if (const int r = flush(w, message); r != 0) return r;
+  const auto out = std::span(w.batch).subspan(w.batch_used, page_bytes);
+  size_t n = w.codec.compress(page, out, settings_.whole_above);
+  if (n == 0) {
+    std::memcpy(out.data(), page.data(), page_bytes);
+    n = page_bytes;
+  }
+  const auto got = slots_.allocate(static_cast<uint32_t>(n), w.lane);
+  if (!got) {
+    message = "no VRAM left for another page: " + format_byte_size(slots_.stats().vram_bytes) +
+              " of VRAM hold " + format_byte_size(table_.stats().original_bytes()) + " of pages";
+    return ENOSPC;
+  }
+  w.copies.push_back({slots_.offset(*got), out.data(), static_cast<uint32_t>(n)});
+  w.batch_used += n;
+  entry = PageEntry{PageEntry::Kind::stored, 0, *got, static_cast<uint16_t>(n)};
   return 0;
+}
+
+int CompressedExport::flush(Worker &w, std::string &message)
+{
+  int r = 0;
+  if (!w.copies.empty() && (r = device_.write_many(w.copies, w.lane)) != 0)
+    message = "writing pages to VRAM: " + errno_text(r);
+  w.copies.clear();
+  w.batch_used = 0;
+  return r;
 }
 
 int CompressedExport::store(Worker &w, std::span<const std::byte> bytes, SlotAllocator::Slot &slot,
@@ -73,6 +96,19 @@ int CompressedExport::store(Worker &w, std::span<const std::byte> bytes, SlotAll
 int CompressedExport::decode(Worker &w, uint64_t page, const PageEntry &e, std::span<std::byte> out,
                              std::string &message)
 {
+  const auto packed = std::span(w.packed).first(e.kind == PageEntry::Kind::stored ? e.length : 0);
+  if (!packed.empty())
+    if (const int r = device_.read(slots_.offset(e.slot), packed, w.lane); r != 0) {
+      message = "reading " + where(page) + " from VRAM: " + errno_text(r);
+      return r;
+    }
+  return expand(w, page, e, packed, out, message);
+}
+
+int CompressedExport::expand(Worker &w, uint64_t page, const PageEntry &e,
+                             std::span<const std::byte> bytes, std::span<std::byte> out,
+                             std::string &message)
+{
   switch (e.kind) {
   case PageEntry::Kind::zero: std::memset(out.data(), 0, page_bytes); return 0;
   case PageEntry::Kind::same:
@@ -81,16 +117,11 @@ int CompressedExport::decode(Worker &w, uint64_t page, const PageEntry &e, std::
     return 0;
   case PageEntry::Kind::stored: break;
   }
-  const auto packed = std::span(w.packed).first(e.length);
-  if (const int r = device_.read(slots_.offset(e.slot), packed, w.lane); r != 0) {
-    message = "reading " + where(page) + " from VRAM: " + errno_text(r);
-    return r;
-  }
   if (e.whole()) {
-    std::memcpy(out.data(), packed.data(), page_bytes);
+    std::memcpy(out.data(), bytes.data(), page_bytes);
     return 0;
   }
-  if (!w.codec.decompress(packed, out.first(page_bytes))) {
+  if (!w.codec.decompress(bytes, out.first(page_bytes))) {
     message = where(page) + " does not decompress: its copy in VRAM is damaged";
     return EIO;
   }
@@ -108,15 +139,40 @@ int CompressedExport::read(Worker &w, std::span<std::byte> buf, uint64_t offset,
   const uint64_t end = offset + buf.size();
   const uint64_t first = offset / page_bytes, last = (end - 1) / page_bytes;
   const auto guard = locks_.shared(first, last);
-  for (uint64_t p = first; p <= last; ++p) {
-    const uint64_t a = std::max(offset, p * page_bytes), b = std::min(end, (p + 1) * page_bytes);
-    const auto dst = buf.subspan(a - offset, b - a);
-    const PageEntry e = table_.get(p);
-    if (b - a == page_bytes) {
-      if (const int r = decode(w, p, e, dst, message); r != 0) return r;
-    } else {
-      if (const int r = decode(w, p, e, w.page, message); r != 0) return r;
-      std::memcpy(dst.data(), w.page.data() + (a - p * page_bytes), b - a);
+  // A batch of pages at a time: their stored bytes copied from VRAM at
+  // once, then each page expanded.
+  for (uint64_t group = first; group <= last; group += Worker::batch_pages) {
+    const uint64_t group_last = std::min(last, group + Worker::batch_pages - 1);
+    w.copies.clear();
+    size_t used = 0;
+    for (uint64_t p = group; p <= group_last; ++p) {
+      const PageEntry e = w.entries[p - group] = table_.get(p);
+      if (e.kind != PageEntry::Kind::stored) continue;
+      w.copies.push_back({slots_.offset(e.slot), w.batch.data() + used, e.length});
+      used += e.length;
+    }
+    if (!w.copies.empty())
+      if (const int r = device_.read_many(w.copies, w.lane); r != 0) {
+        message = "reading pages " + std::to_string(group) + " to " + std::to_string(group_last) +
+                  " from VRAM: " + errno_text(r);
+        w.copies.clear();
+        return r;
+      }
+    w.copies.clear();
+    used = 0;
+    for (uint64_t p = group; p <= group_last; ++p) {
+      const PageEntry &e = w.entries[p - group];
+      const auto bytes =
+        std::span(w.batch).subspan(used, e.kind == PageEntry::Kind::stored ? e.length : 0);
+      used += bytes.size();
+      const uint64_t a = std::max(offset, p * page_bytes), b = std::min(end, (p + 1) * page_bytes);
+      const auto dst = buf.subspan(a - offset, b - a);
+      if (b - a == page_bytes) {
+        if (const int r = expand(w, p, e, bytes, dst, message); r != 0) return r;
+      } else {
+        if (const int r = expand(w, p, e, bytes, w.page, message); r != 0) return r;
+        std::memcpy(dst.data(), w.page.data() + (a - p * page_bytes), b - a);
+      }
     }
   }
   return 0;
@@ -124,6 +180,8 @@ int CompressedExport::read(Worker &w, std::span<std::byte> buf, uint64_t offset,
 
 void CompressedExport::forget(Worker &w)
 {
+  w.copies.clear(); // not copied yet: their slots go back below
+  w.batch_used = 0;
   for (const auto &pending : w.pending)
     if (pending.entry.kind == PageEntry::Kind::stored) slots_.free(pending.entry.slot, w.lane);
   w.pending.clear();
@@ -146,8 +204,11 @@ int CompressedExport::change(Worker &w, const std::byte *data, uint64_t length, 
   const uint64_t first = offset / page_bytes, last = (end - 1) / page_bytes;
   const auto guard = locks_.exclusive(first, last);
   // Every new page goes to `pending` first (for a zero, only the partial
-  // pages at its ends: whole ones become empty and need nothing).
+  // pages at its ends: whole ones become empty and need nothing), its
+  // bytes to VRAM a batch at a time.
   w.pending.clear();
+  w.copies.clear();
+  w.batch_used = 0;
   for (uint64_t p = first; p <= last; ++p) {
     const uint64_t page_at = p * page_bytes;
     const uint64_t a = std::max(offset, page_at), b = std::min(end, page_at + page_bytes);
@@ -175,6 +236,10 @@ int CompressedExport::change(Worker &w, const std::byte *data, uint64_t length, 
       return r;
     }
     w.pending.push_back({p, entry});
+  }
+  if (const int r = flush(w, message); r != 0) {
+    forget(w);
+    return r;
   }
   // Every page is in place: now the table points at them.
   auto replace = [&](uint64_t p, const PageEntry &entry) {

@@ -37,6 +37,25 @@ public:
   // errno value.
   virtual int write(uint64_t offset, std::span<const std::byte> data, void *lane) = 0;
   virtual int read(uint64_t offset, std::span<std::byte> data, void *lane) = 0;
+  // Many at once, done when it returns (a device may queue them all
+  // before one wait).  0 or the first error.
+  struct Copy {
+    uint64_t offset;
+    std::byte *host;
+    uint32_t length;
+  };
+  virtual int write_many(std::span<const Copy> copies, void *lane)
+  {
+    for (const Copy &c : copies)
+      if (const int r = write(c.offset, std::span(c.host, c.length), lane); r != 0) return r;
+    return 0;
+  }
+  virtual int read_many(std::span<const Copy> copies, void *lane)
+  {
+    for (const Copy &c : copies)
+      if (const int r = read(c.offset, std::span(c.host, c.length), lane); r != 0) return r;
+    return 0;
+  }
 };
 
 // What one request needs, made in advance.
@@ -51,6 +70,13 @@ struct Worker {
   };
   std::vector<Pending> pending; // a write's new pages, up to max_request
   void *lane = nullptr;         // the device's own, passed through
+  // Compressed pages on their way to or from VRAM, copied a batch at a
+  // time: their bytes, and where each goes.
+  static constexpr size_t batch_pages = 64;
+  std::vector<std::byte> batch;          // batch_pages pages
+  std::vector<ChunkDevice::Copy> copies; // up to batch_pages
+  std::vector<PageEntry> entries;        // a read's, for each page of the batch
+  size_t batch_used = 0;
 };
 
 class CompressedExport {
@@ -95,8 +121,14 @@ public:
 
 private:
   // The new entry for one page whose contents are `page` (4 KiB), its
-  // bytes written to a new slot if it needs one.  0 or an errno value.
+  // bytes compressed into the worker's batch for a new slot if it needs
+  // one (flush() copies them to VRAM).  0 or an errno value.
   int encode(Worker &w, std::span<const std::byte> page, PageEntry &entry, std::string &message);
+  int flush(Worker &w, std::string &message);
+  // One page's contents into `out` (4 KiB) from its bytes in VRAM
+  // (`bytes`, when stored).
+  int expand(Worker &w, uint64_t page, const PageEntry &e, std::span<const std::byte> bytes,
+             std::span<std::byte> out, std::string &message);
   // `bytes` into a new slot of VRAM (in a chunk already in use unless
   // `may_map`).  0 or an errno value.
   int store(Worker &w, std::span<const std::byte> bytes, SlotAllocator::Slot &slot,

@@ -51,4 +51,22 @@ int VramChunks::read(uint64_t offset, std::span<std::byte> data, void *lane)
   return note(l, l.lane->read(data.data(), vram_.base() + offset, data.size()));
 }
 
+int VramChunks::write_many(std::span<const Copy> copies, void *lane)
+{
+  ChunkLane &l = lane_of(lane);
+  const CUdeviceptr base = vram_.base();
+  return note(l, l.lane->write_gather(copies.size(), [&](size_t i) {
+    return IoLane::Copy{base + copies[i].offset, copies[i].host, copies[i].length};
+  }));
+}
+
+int VramChunks::read_many(std::span<const Copy> copies, void *lane)
+{
+  ChunkLane &l = lane_of(lane);
+  const CUdeviceptr base = vram_.base();
+  return note(l, l.lane->read_scatter(copies.size(), [&](size_t i) {
+    return IoLane::Copy{base + copies[i].offset, copies[i].host, copies[i].length};
+  }));
+}
+
 } // namespace vram

@@ -35,6 +35,9 @@ public:
   bool release(uint32_t chunk, void *lane) override;
   int write(uint64_t offset, std::span<const std::byte> data, void *lane) override;
   int read(uint64_t offset, std::span<std::byte> data, void *lane) override;
+  // A request's compressed pages, queued together and waited for once.
+  int write_many(std::span<const Copy> copies, void *lane) override;
+  int read_many(std::span<const Copy> copies, void *lane) override;
 
 private:
   LazyVram &vram_;

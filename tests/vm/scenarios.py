@@ -21,6 +21,8 @@ LAZY_SWAP = dict(script="lazy_swap.sh", params={"LAZY_CHUNK": "2M", "SWAP_SIZE":
                  timeout=LAZY_SWAP_BOUND, hung_task_timeout=HUNG_TASK_TIMEOUT)
 LIFECYCLE = dict(script="vram_swap_lifecycle.sh", timeout=PRESSURE_BOUND)
 # The pressure boot with every swapped page kept compressed (compress=lz4).
+# Soak only, not in CI yet: it hung 2 boots of 7 (docs/dev/vm-tests.md,
+# finding 14).
 PRESSURE_COMPRESS = dict(PRESSURE, params={**PRESSURE["params"], "COMPRESS": "lz4"})
 INTEGRITY_SWAP = dict(script="integrity_swap.sh", timeout=INTEGRITY_SWAP_BOUND,
                       expect_io_errors=True)
