@@ -55,14 +55,19 @@ int CompressedExport::encode(Worker &w, std::span<const std::byte> page, PageEnt
   }
   const auto got = slots_.allocate(static_cast<uint32_t>(n), w.lane);
   if (!got) {
-    message = "no VRAM left for another page: " + format_byte_size(slots_.stats().vram_bytes) +
-              " of VRAM hold " + format_byte_size(table_.stats().original_bytes()) + " of pages";
-    return ENOSPC;
+    return no_room(message);
   }
   w.copies.push_back({slots_.offset(*got), out.data(), static_cast<uint32_t>(n)});
   w.batch_used += n;
   entry = PageEntry{PageEntry::Kind::stored, 0, *got, static_cast<uint16_t>(n)};
   return 0;
+}
+
+int CompressedExport::no_room(std::string &message) const
+{
+  message = "no VRAM left for another page: " + format_byte_size(slots_.stats().vram_bytes) +
+            " of VRAM hold " + format_byte_size(table_.stats().original_bytes()) + " of pages";
+  return ENOSPC;
 }
 
 int CompressedExport::flush(Worker &w, std::string &message)
@@ -80,9 +85,7 @@ int CompressedExport::store(Worker &w, std::span<const std::byte> bytes, SlotAll
 {
   const auto got = slots_.allocate(static_cast<uint32_t>(bytes.size()), w.lane, may_map);
   if (!got) {
-    message = "no VRAM left for another page: " + format_byte_size(slots_.stats().vram_bytes) +
-              " of VRAM hold " + format_byte_size(table_.stats().original_bytes()) + " of pages";
-    return ENOSPC;
+    return no_room(message);
   }
   if (const int r = device_.write(slots_.offset(*got), bytes, w.lane); r != 0) {
     slots_.free(*got, w.lane);

@@ -125,6 +125,8 @@ private:
   // one (flush() copies them to VRAM).  0 or an errno value.
   int encode(Worker &w, std::span<const std::byte> page, PageEntry &entry, std::string &message);
   int flush(Worker &w, std::string &message);
+  // ENOSPC, with `message` saying what the VRAM holds.
+  int no_room(std::string &message) const;
   // One page's contents into `out` (4 KiB) from its bytes in VRAM
   // (`bytes`, when stored).
   int expand(Worker &w, uint64_t page, const PageEntry &e, std::span<const std::byte> bytes,
