@@ -40,6 +40,8 @@ constexpr size_t read_capacity = 256u << 10;
 char out_buf[out_capacity]; // in .bss: faulted in and locked by mlockall
 char read_buf[read_capacity];
 size_t out_len = 0;
+// How often dump() looks again at a thread that is on a CPU.
+constexpr int running_looks = 500;
 
 void out(const char *text, size_t n)
 {
@@ -214,14 +216,27 @@ void dump(State &s, const char *why)
                 why, now, s.pid, s.threads.size());
   out(head);
   for (auto &[tid, t] : s.threads) {
-    std::string stat(read_buf, t.stat.read_all());
-    // "tid (comm) state ...": comm may hold spaces; the state follows ')'.
-    const size_t close = stat.rfind(')');
+    // A thread on a CPU shows no kernel stack, and its syscall file says
+    // only "running".  One that runs in the kernel for long (direct
+    // reclaim) is still taken off the CPU now and then, runnable: look
+    // again, a millisecond apart, until its stack shows.
+    int looks = 0;
+    std::string stat, stack;
+    size_t close = std::string::npos;
+    char state = '?';
+    for (;;) {
+      stat.assign(read_buf, t.stat.read_all());
+      // "tid (comm) state ...": comm may hold spaces; the state follows ')'.
+      close = stat.rfind(')');
+      state = close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
+      stack.assign(read_buf, t.stack.read_all());
+      if (state != 'R' || !stack.empty() || ++looks >= running_looks) break;
+      const timespec ms{0, 1000000};
+      ::nanosleep(&ms, nullptr);
+    }
     const std::string comm = close != std::string::npos
                                ? stat.substr(stat.find('(') + 1, close - stat.find('(') - 1)
                                : "?";
-    const char state =
-      close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
     std::string wchan(read_buf, t.wchan.read_all());
     std::string sys(read_buf, t.syscall.read_all());
     while (!sys.empty() && sys.back() == '\n')
@@ -231,6 +246,13 @@ void dump(State &s, const char *why)
                   sys.empty() ? "?" : sys.c_str());
     out("hangdump: ");
     out(head);
+    if (looks > 0) {
+      std::snprintf(head, sizeof head,
+                    stack.empty() ? "hangdump:   on a CPU at each of %d looks, 1 ms apart\n"
+                                  : "hangdump:   on a CPU at %d looks, 1 ms apart, then off it\n",
+                    looks);
+      out(head);
+    }
     // "-1 SP PC": in the kernel but not in a system call (a page fault):
     // name the mapping the user-space pc is in.
     unsigned long long sp = 0, pc = 0;
@@ -252,8 +274,7 @@ void dump(State &s, const char *why)
         at = end + 1;
       }
     }
-    const size_t n = t.stack.read_all();
-    out_lines("  ", read_buf, n);
+    out_lines("  ", stack.data(), stack.size());
   }
   if (s.requests) {
     out("hangdump: requests in flight (" + s.requests_path + "; age = now - started):\n");
