@@ -26,4 +26,10 @@ constexpr uint64_t round_down(uint64_t value, uint64_t multiple)
   return value - value % multiple;
 }
 
+// The caller keeps value + multiple - 1 from overflowing.
+constexpr uint64_t round_up(uint64_t value, uint64_t multiple)
+{
+  return (value + multiple - 1) / multiple * multiple;
+}
+
 } // namespace vram

@@ -85,6 +85,8 @@ enum cudaError_enum {
   CUDA_ERROR_PRIMARY_CONTEXT_ACTIVE = 708,
   CUDA_ERROR_CONTEXT_IS_DESTROYED = 709,
   CUDA_ERROR_ASSERT = 710,
+  CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED = 712,
+  CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED = 713,
   CUDA_ERROR_HARDWARE_STACK_ERROR = 714,
   CUDA_ERROR_ILLEGAL_INSTRUCTION = 715,
   CUDA_ERROR_MISALIGNED_ADDRESS = 716,
@@ -160,6 +162,9 @@ using CUevent_flags = CUevent_flags_enum;
 inline constexpr unsigned int CU_MEMHOSTALLOC_PORTABLE = 0x01;
 inline constexpr unsigned int CU_MEMHOSTALLOC_DEVICEMAP = 0x02;
 inline constexpr unsigned int CU_MEMHOSTALLOC_WRITECOMBINED = 0x04;
+// cuMemHostRegister flags (macros in cuda.h).
+inline constexpr unsigned int CU_MEMHOSTREGISTER_PORTABLE = 0x01;
+inline constexpr unsigned int CU_MEMHOSTREGISTER_DEVICEMAP = 0x02;
 
 enum CUmemorytype_enum {
   CU_MEMORYTYPE_HOST = 0x01,
@@ -309,6 +314,8 @@ using PFN_cuMemAlloc = CUresult (*)(CUdeviceptr *dptr, std::size_t bytesize);
 using PFN_cuMemFree = CUresult (*)(CUdeviceptr dptr);
 using PFN_cuMemHostAlloc = CUresult (*)(void **pp, std::size_t bytesize, unsigned int flags);
 using PFN_cuMemFreeHost = CUresult (*)(void *p);
+using PFN_cuMemHostRegister = CUresult (*)(void *p, std::size_t bytesize, unsigned int flags);
+using PFN_cuMemHostUnregister = CUresult (*)(void *p);
 
 using PFN_cuStreamCreate = CUresult (*)(CUstream *phStream, unsigned int flags);
 using PFN_cuStreamDestroy = CUresult (*)(CUstream hStream);

@@ -4,6 +4,7 @@
 #include "logging.hpp"
 
 #include <charconv>
+#include <cstdint>
 #include <string>
 
 namespace vram {
@@ -119,6 +120,11 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
         throw ConfigError("size=" + std::string(value) +
                           ": the size must be a non-zero multiple of 4096 bytes "
                           "(the swap page size), e.g. 7G");
+      // nbdkit's sizes are int64_t; the sizing arithmetic relies on this bound.
+      if (*v > static_cast<uint64_t>(INT64_MAX))
+        throw ConfigError("size=" + std::string(value) +
+                          ": larger than any export nbdkit can serve (8 EiB); "
+                          "give the size of the swap device wanted, e.g. 7G");
       config_.size = {SizeRequest::Kind::bytes, *v};
     }
     have_size_ = true;

@@ -51,8 +51,7 @@ SizePlan plan_compressed(const Config &config, const GpuMemory &gpu, const std::
     // Incompressible pages may need a little more VRAM than their size.
     plan.first = config.size.bytes;
     plan.vram = std::min(round_down(gpu.total - keep, size_granularity),
-                         (config.size.bytes + compress_run_slack + size_granularity - 1) /
-                           size_granularity * size_granularity);
+                         round_up(config.size.bytes + compress_run_slack, size_granularity));
     break;
   }
   }

@@ -74,6 +74,8 @@ std::unique_ptr<CudaDriver> CudaDriver::load(std::string &error)
     entry("cuMemFree", a.MemFree),
     entry("cuMemHostAlloc", a.MemHostAlloc),
     entry("cuMemFreeHost", a.MemFreeHost),
+    entry("cuMemHostRegister", a.MemHostRegister),
+    entry("cuMemHostUnregister", a.MemHostUnregister),
     entry("cuStreamCreate", a.StreamCreate),
     entry("cuStreamDestroy", a.StreamDestroy),
     entry("cuStreamSynchronize", a.StreamSynchronize),

@@ -34,6 +34,8 @@ struct CudaApi {
   PFN_cuMemFree MemFree = nullptr;
   PFN_cuMemHostAlloc MemHostAlloc = nullptr;
   PFN_cuMemFreeHost MemFreeHost = nullptr;
+  PFN_cuMemHostRegister MemHostRegister = nullptr;
+  PFN_cuMemHostUnregister MemHostUnregister = nullptr;
   PFN_cuStreamCreate StreamCreate = nullptr;
   PFN_cuStreamDestroy StreamDestroy = nullptr;
   PFN_cuStreamSynchronize StreamSynchronize = nullptr;

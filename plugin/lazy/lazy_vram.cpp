@@ -19,8 +19,6 @@ CUmemAllocationProp allocation_prop(CUdevice device)
   return prop;
 }
 
-uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
-
 } // namespace
 
 size_t LazyVram::default_spares(uint64_t chunk)

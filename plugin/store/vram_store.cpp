@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 namespace vram {
 namespace {
@@ -268,6 +269,14 @@ IoStatus VramStore::fail_request(const char *op, CUresult r, uint64_t count, uin
   return {EIO, gpu_label_ + ": " + what};
 }
 
+template <typename Fn> auto VramStore::with_worker(Fn fn)
+{
+  const auto lease = pool_.acquire();
+  ChunkLane &lane = chunk_lanes_[lease.index()];
+  lane.clear();
+  return fn(*workers_[lease.index()], std::as_const(lane));
+}
+
 IoStatus VramStore::read(void *buf, uint64_t count, uint64_t offset)
 {
   if (IoStatus s = check("read", count, offset); !s) return s;
@@ -393,49 +402,45 @@ bool VramStore::compact_step()
     enter_failed_state("cannot make the CUDA context current: " + driver_.describe(r));
     return false;
   }
-  const auto lease = pool_.acquire();
-  compress::Worker &worker = *workers_[lease.index()];
-  ChunkLane &lane = chunk_lanes_[lease.index()];
-  lane.clear();
-  const bool emptied = compressed_->compact_one(worker);
-  if (lane.error != CUDA_SUCCESS) {
-    if (is_sticky(lane.error))
-      enter_failed_state("compacting VRAM failed: " + driver_.describe(lane.error));
-    return false;
-  }
-  return emptied;
+  return with_worker([&](compress::Worker &worker, const ChunkLane &lane) {
+    const bool emptied = compressed_->compact_one(worker);
+    if (lane.error != CUDA_SUCCESS) {
+      if (is_sticky(lane.error))
+        enter_failed_state("compacting VRAM failed: " + driver_.describe(lane.error));
+      return false;
+    }
+    return emptied;
+  });
 }
 
 template <typename Fn>
 IoStatus VramStore::compressed_request(const char *op, uint64_t count, uint64_t offset, Fn fn)
 {
-  const auto lease = pool_.acquire();
-  compress::Worker &worker = *workers_[lease.index()];
-  ChunkLane &lane = chunk_lanes_[lease.index()];
-  lane.clear();
-  std::string message;
-  const int e = fn(worker, message);
-  if (e == 0) return {};
-  // A GPU call that failed (a copy, or mapping a chunk for a reason other
-  // than a shortage of VRAM) is an I/O error; a sticky one ends service.
-  if (lane.error != CUDA_SUCCESS) return fail_request(op, lane.error, count, offset);
-  if (e == ENOSPC) {
-    const auto s = compressed_->stats();
-    return no_space(count, offset,
-                    gpu_label_ +
-                      (lane.shortage.empty()
-                         ? " has no room for another page in the " +
-                             format_byte_size(vram_limit()) + " of VRAM this export may hold"
-                         : " has no VRAM for another " + format_byte_size(lazy_->chunk_size()) +
-                             " chunk (" + lane.shortage + ")") +
-                      "; " + format_byte_size(s.vram.vram_bytes) + " of VRAM hold " +
-                      format_byte_size(s.pages.original_bytes()) + " of pages, " +
-                      format_byte_size(s.pages.compressed_bytes) + " compressed");
-  }
-  return {e, strformat("%s of %llu bytes at offset %llu failed: ", op,
-                       static_cast<unsigned long long>(count),
-                       static_cast<unsigned long long>(offset)) +
-               gpu_label_ + ": " + message};
+  return with_worker([&](compress::Worker &worker, const ChunkLane &lane) -> IoStatus {
+    std::string message;
+    const int e = fn(worker, message);
+    if (e == 0) return {};
+    // A GPU call that failed (a copy, or mapping a chunk for a reason other
+    // than a shortage of VRAM) is an I/O error; a sticky one ends service.
+    if (lane.error != CUDA_SUCCESS) return fail_request(op, lane.error, count, offset);
+    if (e == ENOSPC) {
+      const auto s = compressed_->stats();
+      return no_space(count, offset,
+                      gpu_label_ +
+                        (lane.shortage.empty()
+                           ? " has no room for another page in the " +
+                               format_byte_size(vram_limit()) + " of VRAM this export may hold"
+                           : " has no VRAM for another " + format_byte_size(lazy_->chunk_size()) +
+                               " chunk (" + lane.shortage + ")") +
+                        "; " + format_byte_size(s.vram.vram_bytes) + " of VRAM hold " +
+                        format_byte_size(s.pages.original_bytes()) + " of pages, " +
+                        format_byte_size(s.pages.compressed_bytes) + " compressed");
+    }
+    return {e, strformat("%s of %llu bytes at offset %llu failed: ", op,
+                         static_cast<unsigned long long>(count),
+                         static_cast<unsigned long long>(offset)) +
+                 gpu_label_ + ": " + message};
+  });
 }
 
 IoStatus VramStore::flush()

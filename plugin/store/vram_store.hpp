@@ -112,6 +112,9 @@ private:
   // lane and its worker, and turns what it returns into an IoStatus.
   template <typename Fn>
   IoStatus compressed_request(const char *op, uint64_t count, uint64_t offset, Fn fn);
+  // compress=: `fn(worker, lane)` with a lane borrowed from the pool, its
+  // worker, and its ChunkLane cleared (what the GPU calls report there).
+  template <typename Fn> auto with_worker(Fn fn);
   // The compactor's: whether it would give VRAM back, and one step of it.
   bool compaction_wanted() const;
   bool compact_step();

@@ -286,6 +286,21 @@ FC_API CUresult cuMemFreeHost(void *p)
   return r;
 }
 
+FC_API CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
+{
+  const CUresult r =
+    guarded(Gate::Device, [&](Driver &d) { return d.host_register(p, bytesize, Flags); });
+  trace_call(__func__, r, "p=%p bytesize=%zu Flags=0x%x", p, bytesize, Flags);
+  return r;
+}
+
+FC_API CUresult cuMemHostUnregister(void *p)
+{
+  const CUresult r = guarded(Gate::Always, [&](Driver &d) { return d.host_unregister(p); });
+  trace_call(__func__, r, "p=%p", p);
+  return r;
+}
+
 // ---- Virtual memory management ------------------------------------------------
 // None needs a current context (the real ones do not either). Those that
 // undo something run even after a sticky fault, so cleanup still releases.

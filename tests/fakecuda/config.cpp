@@ -337,6 +337,8 @@ Config load_config_from_env()
   if (auto f = env("FAKECUDA_FREE_FILE")) c.free_file = std::string(*f);
   c.latency_us = env_uint("FAKECUDA_LATENCY_US", 0);
   c.timeslice_us = env_uint("FAKECUDA_TIMESLICE_US", 0);
+  c.ctx_create_us = env_uint("FAKECUDA_CTX_CREATE_US", 0);
+  c.ctx_host_bytes = env_size("FAKECUDA_CTX_HOST_BYTES").value_or(0);
   if (auto f = env("FAKECUDA_TIMESLICE_FILE")) c.timeslice_file = std::string(*f);
   c.alloc_fail_above = env_size("FAKECUDA_ALLOC_FAIL_ABOVE");
   c.log = log_enabled_from_env();

@@ -67,7 +67,12 @@ struct Config {
   std::string free_file;                  // FAKECUDA_FREE_FILE; empty: off
   std::uint64_t latency_us = 0;
   std::uint64_t timeslice_us = 0; // FAKECUDA_TIMESLICE_US
-  std::string timeslice_file;     // FAKECUDA_TIMESLICE_FILE; empty: off
+  // A primary context: how long the retain that creates it takes, and the
+  // host memory it holds while it lives (FAKECUDA_CTX_CREATE_US,
+  // FAKECUDA_CTX_HOST_BYTES).
+  std::uint64_t ctx_create_us = 0;
+  std::uint64_t ctx_host_bytes = 0;
+  std::string timeslice_file; // FAKECUDA_TIMESLICE_FILE; empty: off
   std::optional<std::uint64_t> alloc_fail_above;
   bool log = false;
   FaultConfig faults;

@@ -3,8 +3,11 @@
 
 #include "trace.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <thread>
 
 namespace fakecuda {
 namespace {
@@ -94,6 +97,8 @@ Driver::~Driver()
   for (auto &[p, block] : host_blocks_)
     std::free(p);
   host_blocks_.clear();
+  for (auto &d : devices_)
+    std::free(d->ctx.host_memory);
 }
 
 const Device *Driver::device(CUdevice ordinal) const
@@ -118,6 +123,19 @@ CUresult Driver::ctx_retain(CUcontext *pctx, CUdevice dev)
   if (device(dev) == nullptr) return CUDA_ERROR_INVALID_DEVICE;
   std::lock_guard lk(ctx_mu_);
   PrimaryContext &ctx = devices_[static_cast<std::size_t>(dev)]->ctx;
+  if (ctx.refcount.load(std::memory_order_acquire) == 0) {
+    // Creating the context: the real driver takes about 110 ms on an H200
+    // and allocates host memory the context keeps until it is destroyed.
+    if (cfg_.ctx_host_bytes != 0) {
+      void *p = std::malloc(cfg_.ctx_host_bytes);
+      if (p == nullptr) return CUDA_ERROR_OUT_OF_MEMORY;
+      std::memset(p, 0x5a, cfg_.ctx_host_bytes); // resident, as the driver's would be
+      ctx.host_memory = p;
+    }
+    if (cfg_.ctx_create_us != 0)
+      std::this_thread::sleep_for(std::chrono::microseconds(cfg_.ctx_create_us));
+    ++ctx.creations;
+  }
   ctx.refcount.fetch_add(1, std::memory_order_acq_rel);
   *pctx = reinterpret_cast<CUcontext>(&ctx);
   return CUDA_SUCCESS;
@@ -133,7 +151,11 @@ CUresult Driver::ctx_release(CUdevice dev)
                  dev);
     return CUDA_ERROR_INVALID_CONTEXT;
   }
-  if (ctx.refcount.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy_context_resources(dev);
+  if (ctx.refcount.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    destroy_context_resources(dev);
+    std::free(ctx.host_memory);
+    ctx.host_memory = nullptr;
+  }
   return CUDA_SUCCESS;
 }
 
@@ -193,6 +215,7 @@ void Driver::destroy_context_resources(int dev)
   std::vector<std::shared_ptr<Stream>> streams;
   std::vector<void *> host;
   std::size_t events = 0;
+  std::size_t registrations = 0;
   {
     std::lock_guard lk(reg_mu_);
     for (auto it = streams_.begin(); it != streams_.end();) {
@@ -209,6 +232,8 @@ void Driver::destroy_context_resources(int dev)
       host.push_back(b.first);
       return true;
     });
+    registrations =
+      std::erase_if(host_regs_, [dev](const auto &r) { return r.second.device == dev; });
   }
   for (auto &s : streams)
     s->shutdown();
@@ -232,11 +257,12 @@ void Driver::destroy_context_resources(int dev)
   }
   // The real driver frees all of this silently; saying so helps spot
   // resources the code under test forgot to release.
-  if (allocations + streams.size() + events + host.size() != 0)
+  if (allocations + streams.size() + events + host.size() + registrations != 0)
     std::fprintf(stderr,
                  "fakecuda: primary context of GPU %d destroyed while %zu allocation(s), "
-                 "%zu stream(s), %zu event(s), %zu pinned buffer(s) were live; freed them\n",
-                 dev, allocations, streams.size(), events, host.size());
+                 "%zu stream(s), %zu event(s), %zu pinned buffer(s), %zu host registration(s) "
+                 "were live; freed them\n",
+                 dev, allocations, streams.size(), events, host.size(), registrations);
 }
 
 } // namespace fakecuda

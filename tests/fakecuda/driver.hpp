@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -37,6 +38,10 @@ struct PrimaryContext {
   const int device;
   std::atomic<int> refcount{0}; // active while > 0
   std::atomic<unsigned> flags{0};
+  // The host memory the live context holds (FAKECUDA_CTX_HOST_BYTES);
+  // guarded by Driver::ctx_mu_.
+  void *host_memory = nullptr;
+  std::uint64_t creations = 0; // times a retain created it
 };
 
 struct Device {
@@ -124,6 +129,8 @@ public:
   CUresult mem_free(CUdeviceptr dptr);
   CUresult host_alloc(void **pp, std::size_t bytes, unsigned flags);
   CUresult host_free(void *p);
+  CUresult host_register(void *p, std::size_t bytes, unsigned flags);
+  CUresult host_unregister(void *p);
 
   // Virtual memory management (vmm.cpp).
   CUresult vmm_granularity(std::size_t *granularity, const CUmemAllocationProp *prop,
@@ -203,6 +210,7 @@ private:
   std::unordered_map<CUstream, std::shared_ptr<Stream>> streams_;
   std::unordered_map<CUevent, std::shared_ptr<Event>> events_;
   std::unordered_map<void *, HostBlock> host_blocks_;
+  std::map<std::uintptr_t, HostBlock> host_regs_; // cuMemHostRegister, by start
 };
 
 } // namespace fakecuda

@@ -46,6 +46,8 @@ FC_DECLARE(cuMemAlloc_v2, PFN_cuMemAlloc);
 FC_DECLARE(cuMemFree_v2, PFN_cuMemFree);
 FC_DECLARE(cuMemHostAlloc, PFN_cuMemHostAlloc);
 FC_DECLARE(cuMemFreeHost, PFN_cuMemFreeHost);
+FC_DECLARE(cuMemHostRegister_v2, PFN_cuMemHostRegister);
+FC_DECLARE(cuMemHostUnregister, PFN_cuMemHostUnregister);
 
 FC_DECLARE(cuMemGetAllocationGranularity, PFN_cuMemGetAllocationGranularity);
 FC_DECLARE(cuMemCreate, PFN_cuMemCreate);

@@ -71,6 +71,8 @@ struct Api {
   FC_FN(cuMemFree_v2);
   FC_FN(cuMemHostAlloc);
   FC_FN(cuMemFreeHost);
+  FC_FN(cuMemHostRegister_v2);
+  FC_FN(cuMemHostUnregister);
   FC_FN(cuStreamCreate);
   FC_FN(cuStreamDestroy_v2);
   FC_FN(cuStreamSynchronize);
@@ -150,6 +152,8 @@ private:
     FC_LOAD(cuMemFree_v2, "cuMemFree_v2");
     FC_LOAD(cuMemHostAlloc, "cuMemHostAlloc");
     FC_LOAD(cuMemFreeHost, "cuMemFreeHost");
+    FC_LOAD(cuMemHostRegister_v2, "cuMemHostRegister_v2");
+    FC_LOAD(cuMemHostUnregister, "cuMemHostUnregister");
     FC_LOAD(cuStreamCreate, "cuStreamCreate");
     FC_LOAD(cuStreamDestroy_v2, "cuStreamDestroy_v2");
     FC_LOAD(cuStreamSynchronize, "cuStreamSynchronize");
@@ -210,6 +214,8 @@ const std::vector<std::pair<const char *, const char *>> kProcTable = {
   {"cuMemFree", "cuMemFree_v2"},
   {"cuMemHostAlloc", "cuMemHostAlloc"},
   {"cuMemFreeHost", "cuMemFreeHost"},
+  {"cuMemHostRegister", "cuMemHostRegister_v2"},
+  {"cuMemHostUnregister", "cuMemHostUnregister"},
   {"cuStreamCreate", "cuStreamCreate"},
   {"cuStreamDestroy", "cuStreamDestroy_v2"},
   {"cuStreamSynchronize", "cuStreamSynchronize"},
@@ -914,6 +920,79 @@ TEST_F(FakeCuda, PinnedHostMemory)
   EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemFreeHost(p)); // double free
   EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemFreeHost(&local));
   ::testing::internal::GetCapturedStderr();
+}
+
+TEST_F(FakeCuda, HostRegistration)
+{
+  init();
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  void *mem = ::mmap(nullptr, 8 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(MAP_FAILED, mem);
+  auto *bytes = static_cast<std::byte *>(mem);
+  EXPECT_EQ(CUDA_ERROR_INVALID_CONTEXT, cu().cuMemHostRegister_v2(mem, 4 * page, 0));
+  use_device(0);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemHostRegister_v2(mem, 4 * page, 0));
+  // Registering pins: every page is resident.
+  std::vector<unsigned char> resident(4);
+  ASSERT_EQ(0, ::mincore(mem, 4 * page, resident.data()));
+  for (std::size_t i = 0; i < resident.size(); ++i)
+    EXPECT_TRUE(resident[i] & 1) << "page " << i << " of a registration is not resident";
+  EXPECT_EQ(CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED,
+            cu().cuMemHostRegister_v2(bytes + 3 * page, 2 * page, 0));
+  EXPECT_EQ(CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED,
+            cu().cuMemHostRegister_v2(bytes + page, page, 0));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemHostRegister_v2(bytes + 4 * page, 4 * page, 0)); // adjacent
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemHostRegister_v2(mem, 0, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cu().cuMemHostRegister_v2(mem, page, 0x100));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED, cu().cuMemHostUnregister(bytes + page));
+  ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemHostUnregister(mem));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemHostRegister_v2(mem, page, 0)); // again, after unregistering
+  // A registration is a context object: gone with the context, which says so.
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxRelease_v2(0));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("2 host registration(s)")) << err;
+  use_device(0);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemHostRegister_v2(mem, 8 * page, 0));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuMemHostUnregister(mem));
+  ::munmap(mem, 8 * page);
+}
+
+namespace {
+uint64_t rss_kb()
+{
+  const std::string status = read_file("/proc/self/status");
+  const auto at = status.find("VmRSS:");
+  return at == std::string::npos ? 0 : std::stoull(status.substr(at + 6));
+}
+} // namespace
+
+TEST_F(FakeCuda, CreatingAContextTakesTimeAndHostMemory)
+{
+  init({{"FAKECUDA_CTX_CREATE_US", "30000"}, {"FAKECUDA_CTX_HOST_BYTES", "64M"}});
+  const uint64_t before = rss_kb();
+  const auto t0 = std::chrono::steady_clock::now();
+  use_device(0);
+  const auto created = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(created, std::chrono::milliseconds(30));
+  EXPECT_GE(rss_kb(), before + 60 * 1024); // the context's host memory, resident
+  // A second retain finds it alive: no creation, no more memory.
+  CUcontext again = nullptr;
+  const uint64_t with_one = rss_kb();
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxRetain(&again, 0));
+  EXPECT_LT(rss_kb(), with_one + 1024);
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxRelease_v2(0));
+  unsigned flags = 0;
+  int active = 0;
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxGetState(0, &flags, &active));
+  EXPECT_EQ(1, active);
+  // The last release destroys it and gives its memory back.
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxRelease_v2(0));
+  ASSERT_EQ(CUDA_SUCCESS, cu().cuDevicePrimaryCtxGetState(0, &flags, &active));
+  EXPECT_EQ(0, active);
+  EXPECT_LT(rss_kb(), with_one - 60 * 1024);
 }
 
 // ---- Copies and the backing file ------------------------------------------------------

@@ -167,6 +167,49 @@ CUresult Driver::host_free(void *p)
   return CUDA_SUCCESS;
 }
 
+CUresult Driver::host_register(void *p, std::size_t bytes, unsigned flags)
+{
+  if (p == nullptr || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
+  constexpr unsigned known = CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP;
+  if ((flags & ~known) != 0) return CUDA_ERROR_INVALID_VALUE;
+  int dev = 0;
+  if (CUresult r = current_device(dev); r != CUDA_SUCCESS) return r;
+  const auto start = reinterpret_cast<std::uintptr_t>(p);
+  if (bytes > UINTPTR_MAX - start) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard lk(reg_mu_);
+  // Overlapping a registration (the one starting at or before p, or the
+  // next one): the real driver's error.
+  auto next = host_regs_.upper_bound(start);
+  if (next != host_regs_.end() && next->first < start + bytes)
+    return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+  if (next != host_regs_.begin()) {
+    const auto prev = std::prev(next);
+    if (prev->first + prev->second.bytes > start) return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+  }
+  // Registering pins the pages: each is made resident (read, so as not to
+  // change what the caller keeps there).
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  for (std::uintptr_t a = start - start % page; a < start + bytes; a += page)
+    (void)*reinterpret_cast<const volatile unsigned char *>(std::max(a, start));
+  host_regs_.emplace(start, HostBlock{bytes, dev});
+  return CUDA_SUCCESS;
+}
+
+CUresult Driver::host_unregister(void *p)
+{
+  if (p == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  int dev = 0;
+  if (CUresult r = current_device(dev); r != CUDA_SUCCESS) return r;
+  // Synchronising, like cuMemFreeHost: no queued copy still uses the pages.
+  drain_streams(-1);
+  std::lock_guard lk(reg_mu_);
+  if (host_regs_.erase(reinterpret_cast<std::uintptr_t>(p)) == 0) {
+    std::fprintf(stderr, "fakecuda: cuMemHostUnregister(%p): not the start of a registration\n", p);
+    return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+  }
+  return CUDA_SUCCESS;
+}
+
 CUresult Driver::transfer(Transfer t, CUstream stream, bool async)
 {
   if (t.bytes != 0 && t.host == nullptr && t.kind != TransferKind::Memset)

@@ -46,6 +46,8 @@ const Entry *find_entry(const char *symbol)
     {"cuMemFree", fn_ptr(&cuMemFree_v2)},
     {"cuMemHostAlloc", fn_ptr(&cuMemHostAlloc)},
     {"cuMemFreeHost", fn_ptr(&cuMemFreeHost)},
+    {"cuMemHostRegister", fn_ptr(&cuMemHostRegister_v2)},
+    {"cuMemHostUnregister", fn_ptr(&cuMemHostUnregister)},
     {"cuStreamCreate", fn_ptr(&cuStreamCreate)},
     {"cuStreamDestroy", fn_ptr(&cuStreamDestroy_v2)},
     {"cuStreamSynchronize", fn_ptr(&cuStreamSynchronize)},

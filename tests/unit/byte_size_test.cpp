@@ -42,3 +42,12 @@ TEST(ByteSize, Formats)
   EXPECT_EQ(format_byte_size(7 * GiB), "7.0 GiB");
   EXPECT_EQ(format_byte_size(1536 * MiB), "1.5 GiB");
 }
+
+TEST(ByteSize, Rounds)
+{
+  static_assert(round_up(0, 4096) == 0);
+  EXPECT_EQ(round_up(1, 4096), 4096u);
+  EXPECT_EQ(round_up(4096, 4096), 4096u);
+  EXPECT_EQ(round_up(5 * MiB + 1, 2 * MiB), 6 * MiB);
+  EXPECT_EQ(round_down(5 * MiB + 1, 2 * MiB), 4 * MiB);
+}

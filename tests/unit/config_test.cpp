@@ -103,6 +103,8 @@ TEST(Config, ErrorsNameTheParameterAndTheAcceptedForms)
   expect_error({{"size", "lots"}}, "'auto' or 'max'");
   expect_error({{"size", "0"}}, "multiple of 4096");
   expect_error({{"size", "1000"}}, "multiple of 4096");
+  expect_error({{"size", "18446744073709547520"}}, "larger than any export nbdkit can serve");
+  expect_error({{"size", "8E"}}, "larger than any export nbdkit can serve");
   expect_error({{"size", "1G"}, {"reserve", "x"}}, "reserve=x");
   expect_error({{"size", "1G"}, {"step", "100K"}}, "step=100K");
   expect_error({{"size", "1G"}, {"min-size", "2G"}}, "min-size=");

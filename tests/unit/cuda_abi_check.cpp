@@ -18,6 +18,8 @@ namespace before {
 constexpr unsigned host_portable = ours::CU_MEMHOSTALLOC_PORTABLE;
 constexpr unsigned host_devicemap = ours::CU_MEMHOSTALLOC_DEVICEMAP;
 constexpr unsigned host_writecombined = ours::CU_MEMHOSTALLOC_WRITECOMBINED;
+constexpr unsigned register_portable = ours::CU_MEMHOSTREGISTER_PORTABLE;
+constexpr unsigned register_devicemap = ours::CU_MEMHOSTREGISTER_DEVICEMAP;
 const std::uintptr_t stream_legacy = reinterpret_cast<std::uintptr_t>(ours::CU_STREAM_LEGACY);
 const std::uintptr_t stream_per_thread =
   reinterpret_cast<std::uintptr_t>(ours::CU_STREAM_PER_THREAD);
@@ -140,6 +142,8 @@ VRAM_SAME_VALUE(CUDA_ERROR_NVLINK_UNCORRECTABLE);
 VRAM_SAME_VALUE(CUDA_ERROR_OPERATING_SYSTEM);
 VRAM_SAME_VALUE(CUDA_ERROR_INVALID_HANDLE);
 VRAM_SAME_VALUE(CUDA_ERROR_ILLEGAL_STATE);
+VRAM_SAME_VALUE(CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED);
+VRAM_SAME_VALUE(CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED);
 VRAM_SAME_VALUE(CUDA_ERROR_NOT_FOUND);
 VRAM_SAME_VALUE(CUDA_ERROR_NOT_READY);
 VRAM_SAME_VALUE(CUDA_ERROR_ILLEGAL_ADDRESS);
@@ -224,6 +228,8 @@ VRAM_SAME_VALUE(CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT);
 static_assert(before::host_portable == CU_MEMHOSTALLOC_PORTABLE);
 static_assert(before::host_devicemap == CU_MEMHOSTALLOC_DEVICEMAP);
 static_assert(before::host_writecombined == CU_MEMHOSTALLOC_WRITECOMBINED);
+static_assert(before::register_portable == CU_MEMHOSTREGISTER_PORTABLE);
+static_assert(before::register_devicemap == CU_MEMHOSTREGISTER_DEVICEMAP);
 
 // ---- Structures ----------------------------------------------------------------
 
@@ -315,6 +321,8 @@ VRAM_SAME_ENTRY(cuMemAlloc);
 VRAM_SAME_ENTRY(cuMemFree);
 VRAM_SAME_ENTRY(cuMemHostAlloc);
 VRAM_SAME_ENTRY(cuMemFreeHost);
+VRAM_SAME_ENTRY(cuMemHostRegister);
+VRAM_SAME_ENTRY(cuMemHostUnregister);
 VRAM_SAME_ENTRY(cuStreamCreate);
 VRAM_SAME_ENTRY(cuStreamDestroy);
 VRAM_SAME_ENTRY(cuStreamSynchronize);

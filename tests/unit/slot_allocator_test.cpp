@@ -46,6 +46,19 @@ struct FakeVram {
   }
 };
 
+// Whole pages filling `chunks` chunks (16 to a run, 64 to a chunk), in
+// the order allocated.
+std::vector<Slot> fill_with_pages(SlotAllocator &a, int chunks)
+{
+  std::vector<Slot> slots;
+  for (int i = 0; i < chunks * 64; ++i) {
+    const auto s = a.allocate(4096);
+    EXPECT_TRUE(s) << "page " << i;
+    if (s) slots.push_back(*s);
+  }
+  return slots;
+}
+
 } // namespace
 
 TEST(SlotAllocator, ClassesAreMultiplesOf64BytesUpToAPage)
@@ -120,10 +133,8 @@ TEST(SlotAllocator, RunsComeFromTheLowestChunkWithOneFree)
 {
   FakeVram vram;
   auto a = vram.make(4);
-  // Three chunks of whole pages (16 to a run, 64 to a chunk).
-  std::vector<Slot> slots;
-  for (int i = 0; i < 3 * 64; ++i)
-    slots.push_back(*a.allocate(4096));
+  // Three chunks of whole pages.
+  const std::vector<Slot> slots = fill_with_pages(a, 3);
   EXPECT_EQ(slots.back().chunk, 2u);
   // A run of chunk 0 empties; the next class's run goes there, not to a
   // new chunk or to chunk 2.
@@ -238,9 +249,7 @@ TEST(SlotAllocator, EvacuationEmptiesTheChunkWithLeastIntoTheOthers)
   FakeVram vram;
   auto a = vram.make(8);
   // Three chunks of whole pages.
-  std::vector<Slot> slots;
-  for (int i = 0; i < 3 * 64; ++i)
-    slots.push_back(*a.allocate(4096));
+  const std::vector<Slot> slots = fill_with_pages(a, 3);
   // Chunk 0 keeps 8 pages, chunk 1 keeps 40, chunk 2 stays full.
   std::vector<Slot> live;
   std::map<uint32_t, int> kept;
@@ -277,9 +286,7 @@ TEST(SlotAllocator, NoEvacuationWithoutRoomElsewhere)
 {
   FakeVram vram;
   auto a = vram.make(8);
-  std::vector<Slot> slots;
-  for (int i = 0; i < 2 * 64; ++i)
-    slots.push_back(*a.allocate(4096));
+  const std::vector<Slot> slots = fill_with_pages(a, 2);
   int freed = 0;
   for (const Slot &s : slots)
     if (s.chunk == 0 && freed < 16) a.free(s), ++freed; // chunk 0 three quarters full
@@ -296,9 +303,7 @@ TEST(SlotAllocator, AChunkPutBackAfterAnEvacuationTakesPagesAgain)
 {
   FakeVram vram;
   auto a = vram.make(8);
-  std::vector<Slot> slots;
-  for (int i = 0; i < 3 * 64; ++i)
-    slots.push_back(*a.allocate(4096));
+  const std::vector<Slot> slots = fill_with_pages(a, 3);
   // Chunk 2 has one page left, and room elsewhere.
   for (const Slot &s : slots)
     if (s.chunk == 2 && s.index != 0) a.free(s);
