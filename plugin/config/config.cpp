@@ -36,7 +36,27 @@ const char *const config_help =
   "                          (once one is seen, default), yes (always), no.\n"
   "compress=none|lz4|zstd[:LEVEL]\n"
   "                          Keep each 4K page compressed in VRAM held as pages\n"
-  "                          need it; size= is then the uncompressed size (none).\n";
+  "                          need it; size= is then the uncompressed size (none).\n"
+  "idle-release=off|<TIME>   Give the GPU's CUDA context back after this long\n"
+  "                          without a request, keeping the VRAM (30s, 5m) (off).\n";
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text)
+{
+  uint64_t v = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || ptr == text.data()) return std::nullopt;
+  const std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
+  uint64_t ms_per = 0;
+  if (unit.empty() || unit == "s") ms_per = 1000;
+  else if (unit == "ms") ms_per = 1;
+  else if (unit == "m" || unit == "min") ms_per = 60 * 1000;
+  else if (unit == "h") ms_per = 3600 * 1000;
+  else return std::nullopt;
+  // Up to a week: longer is a typo, and the arithmetic stays far from overflow.
+  constexpr uint64_t week_ms = uint64_t{7} * 24 * 3600 * 1000;
+  if (v == 0 || v > week_ms / ms_per) return std::nullopt;
+  return std::chrono::milliseconds(v * ms_per);
+}
 
 namespace {
 
@@ -217,6 +237,16 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
       throw ConfigError("status-file=" + std::string(value) +
                         ": expected an absolute path, e.g. /run/vram-swap/vram0.status");
     config_.status_file = value;
+  } else if (key == "idle-release") {
+    if (value == "off") {
+      config_.idle_release.reset();
+    } else if (auto d = parse_duration(value)) {
+      config_.idle_release = *d;
+    } else {
+      throw ConfigError("idle-release=" + std::string(value) +
+                        ": expected 'off' (default) or a time such as 30s, 5m or 1h "
+                        "(a bare number is seconds; more than zero)");
+    }
   } else if (key == "requests-file") {
     if (value.empty() || value.front() != '/')
       throw ConfigError("requests-file=" + std::string(value) +
@@ -227,7 +257,7 @@ void ConfigBuilder::set(std::string_view key, std::string_view value)
                       "': accepted parameters are size, reserve, step, min-size, "
                       "device, lanes, piece-size, swap-safety, init-timeout, wait, "
                       "allocation, lazy-chunk, lazy-spare, status-file, requests-file, share-gpu, "
-                      "compress (see nbdkit-vram-plugin(1))");
+                      "compress, idle-release (see nbdkit-vram-plugin(1))");
   }
 }
 
@@ -241,16 +271,22 @@ Config ConfigBuilder::finish() const
     throw ConfigError("min-size= (" + format_byte_size(*config_.min_size) +
                       ") is larger than size= (" + format_byte_size(config_.size.bytes) +
                       "): min-size= is the smallest size to fall back to");
+  Config c = config_;
   if (config_.compressed()) {
     if (have_allocation_ && config_.allocation == Allocation::eager)
       throw ConfigError("compress=" + compress::format_codec(config_.compress) +
                         " with allocation=eager: a compressed export holds VRAM as its pages "
                         "need it (as allocation=lazy does); drop allocation=eager");
-    Config c = config_;
     c.allocation = Allocation::lazy;
-    return c;
   }
-  return config_;
+  if (config_.idle_release) {
+    if (have_allocation_ && config_.allocation == Allocation::eager)
+      throw ConfigError("idle-release= with allocation=eager: eager VRAM belongs to the CUDA "
+                        "context that idle-release= gives back, so it would be lost; use "
+                        "allocation=lazy (what idle-release= implies), or idle-release=off");
+    c.allocation = Allocation::lazy;
+  }
+  return c;
 }
 
 } // namespace vram

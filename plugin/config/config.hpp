@@ -5,6 +5,7 @@
 #include "compress/page_codec.hpp"
 #include "config/device_selector.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -64,7 +65,15 @@ struct Config {
   // size= is the logical size (sizing.hpp).
   compress::CodecSetting compress;
   bool compressed() const { return compress.algorithm != compress::Algorithm::none; }
+  // idle-release=: after this long with no request (and memory calm) the
+  // CUDA context is given back, VRAM kept (rest/idle_rest.hpp); nullopt:
+  // off.  Implies allocation=lazy.
+  std::optional<std::chrono::milliseconds> idle_release;
 };
+
+// "30s", "5m", "1h", "500ms", or a bare number of seconds; nullopt for
+// anything else (zero included).
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 
 // lanes= when not given: nbdkit runs up to 16 requests per connection at
 // once, and a request waiting for a free lane costs more than the GPU copy

@@ -76,16 +76,18 @@ std::unique_ptr<LazyVram> LazyVram::open(const CudaDriver &driver, CUdevice devi
 LazyVram::LazyVram(const CudaDriver &driver, CUdevice device, const Settings &settings,
                    uint64_t chunk, CUdeviceptr base, uint64_t reserved)
   : cu_(driver.api()), device_(device), headroom_(settings.headroom), base_(base),
-    reserved_(reserved), residency_(settings.size, chunk), handles_(residency_.chunks(), 0)
+    reserved_(reserved), context_(settings.context), residency_(settings.size, chunk),
+    handles_(residency_.chunks(), 0)
 {
   SpareChunks::Hooks hooks;
-  hooks.thread_start = [this, context = settings.context] {
-    // Like an I/O thread: the context current, the stack locked in while
-    // memory is free.
-    (void)cu_.CtxSetCurrent(context);
+  hooks.thread_start = [this] {
+    // Like an I/O thread: the stack locked in while memory is free.
     prefault_stack(io_stack_prefault_bytes);
   };
   hooks.create = [this](CUmemGenericAllocationHandle &handle) {
+    // The context current (for the headroom's cuMemGetInfo): the one of
+    // the latest resume(), if the export has rested since.
+    (void)cu_.CtxSetCurrent(context_.load(std::memory_order_acquire));
     std::string shortage;
     return create(handle, shortage);
   };
@@ -102,7 +104,68 @@ LazyVram::~LazyVram()
   for (size_t chunk = 0; chunk < handles_.size(); ++chunk)
     if (handles_[chunk] != 0) drop(chunk);
   spares_.reset();
-  (void)cu_.MemAddressFree(base_, reserved_);
+  if (!suspended_) (void)cu_.MemAddressFree(base_, reserved_);
+}
+
+CUresult LazyVram::map_at(CUdeviceptr at, CUmemGenericAllocationHandle handle)
+{
+  const uint64_t size = residency_.chunk_size();
+  if (const CUresult r = cu_.MemMap(at, size, 0, handle, 0); r != CUDA_SUCCESS) return r;
+  CUmemAccessDesc access{};
+  access.location = allocation_prop(device_).location;
+  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  if (const CUresult r = cu_.MemSetAccess(at, size, &access, 1); r != CUDA_SUCCESS) {
+    (void)cu_.MemUnmap(at, size);
+    return r;
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult LazyVram::suspend(bool &intact)
+{
+  intact = true;
+  const uint64_t size = residency_.chunk_size();
+  // Puts back the chunks below `upto` that hold VRAM; false if one would not map.
+  const auto remap = [&](size_t upto) {
+    bool ok = true;
+    for (size_t c = 0; c < upto; ++c)
+      if (handles_[c] != 0 && map_at(base_ + c * size, handles_[c]) != CUDA_SUCCESS) ok = false;
+    return ok;
+  };
+  for (size_t c = 0; c < handles_.size(); ++c) {
+    if (handles_[c] == 0) continue;
+    if (const CUresult r = cu_.MemUnmap(base_ + c * size, size); r != CUDA_SUCCESS) {
+      intact = remap(c);
+      return r;
+    }
+  }
+  if (const CUresult r = cu_.MemAddressFree(base_, reserved_); r != CUDA_SUCCESS) {
+    intact = remap(handles_.size());
+    return r;
+  }
+  suspended_ = true;
+  return CUDA_SUCCESS;
+}
+
+CUresult LazyVram::resume(CUcontext context)
+{
+  context_.store(context, std::memory_order_release);
+  const uint64_t size = residency_.chunk_size();
+  CUdeviceptr base = 0;
+  if (const CUresult r = cu_.MemAddressReserve(&base, reserved_, 0, 0, 0); r != CUDA_SUCCESS)
+    return r;
+  for (size_t c = 0; c < handles_.size(); ++c) {
+    if (handles_[c] == 0) continue;
+    if (const CUresult r = map_at(base + c * size, handles_[c]); r != CUDA_SUCCESS) {
+      for (size_t u = 0; u < c; ++u)
+        if (handles_[u] != 0) (void)cu_.MemUnmap(base + u * size, size);
+      (void)cu_.MemAddressFree(base, reserved_);
+      return r;
+    }
+  }
+  base_ = base;
+  suspended_ = false;
+  return CUDA_SUCCESS;
 }
 
 CUresult LazyVram::create(CUmemGenericAllocationHandle &handle, std::string &shortage)
@@ -154,14 +217,13 @@ CUresult LazyVram::map(size_t chunk, IoLane &lane, std::string &shortage)
   const auto give_back = [&] {
     if (!spares_->give(handle)) (void)cu_.MemRelease(handle);
   };
-  const CUmemAllocationProp prop = allocation_prop(device_);
   CUresult r = cu_.MemMap(at, size, 0, handle, 0);
   if (r != CUDA_SUCCESS) {
     give_back();
     return r;
   }
   CUmemAccessDesc access{};
-  access.location = prop.location;
+  access.location = allocation_prop(device_).location;
   access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
   r = cu_.MemSetAccess(at, size, &access, 1);
   // Privacy and the zeroes a never-written block must read as: VRAM may

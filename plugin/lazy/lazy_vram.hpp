@@ -77,12 +77,24 @@ public:
   // answers (no spare is kept).
   void drop(size_t chunk);
 
+  // idle-release=: suspend() unmaps every chunk, keeping its VRAM, and
+  // frees the address range, so that the context can go; resume() takes
+  // a range again (base() may change) and maps the same VRAM back, with
+  // `context` the one the spares' thread then uses.  Only while nothing
+  // else maps, unmaps or copies.  On failure each leaves things as they
+  // were, except when suspend() could not put back what it had unmapped:
+  // then `intact` is false.
+  CUresult suspend(bool &intact);
+  CUresult resume(CUcontext context);
+
 private:
   LazyVram(const CudaDriver &driver, CUdevice device, const Settings &settings, uint64_t chunk,
            CUdeviceptr base, uint64_t reserved);
 
   // One chunk of physical VRAM, if the headroom allows.
   CUresult create(CUmemGenericAllocationHandle &handle, std::string &shortage);
+  // Maps `handle` (one chunk) at `at`, read-write for the GPU.
+  CUresult map_at(CUdeviceptr at, CUmemGenericAllocationHandle handle);
   // handles_[chunk] = handle, counting the chunks that hold VRAM; returns
   // the old handle.
   CUmemGenericAllocationHandle set_handle(size_t chunk, CUmemGenericAllocationHandle handle);
@@ -91,7 +103,9 @@ private:
   CUdevice device_;
   uint64_t headroom_;
   CUdeviceptr base_;
-  uint64_t reserved_; // bytes of address space
+  uint64_t reserved_;      // bytes of address space
+  bool suspended_ = false; // no address range (suspend())
+  std::atomic<CUcontext> context_;
   ChunkResidency residency_;
   std::vector<CUmemGenericAllocationHandle> handles_; // per chunk; guarded by its lock
   std::atomic<size_t> holding_{0};                    // non-zero handles_

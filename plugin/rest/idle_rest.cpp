@@ -23,7 +23,9 @@ IdleRest::IdleRest(Hooks hooks, Settings settings) : hooks_(std::move(hooks)), s
   thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
-IdleRest::~IdleRest()
+IdleRest::~IdleRest() { stop(); }
+
+void IdleRest::stop()
 {
   thread_.request_stop();
   if (thread_.joinable()) thread_.join();

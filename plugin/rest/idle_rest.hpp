@@ -50,7 +50,10 @@ public:
   };
 
   IdleRest(Hooks hooks, Settings settings);
-  ~IdleRest(); // stops the thread; leaves the export as it is
+  ~IdleRest(); // stop()
+  // Stops the thread, after a rest it is running; leaves the export as it
+  // is (resting or awake: see stats()).
+  void stop();
 
   IdleRest(const IdleRest &) = delete;
   IdleRest &operator=(const IdleRest &) = delete;

@@ -58,6 +58,26 @@ std::string compress_text(const VramStore &store)
                    u(s.pages.whole_pages), u(s.compacted_chunks));
 }
 
+// idle-release=: whether the GPU rests, since when, and its wakes.
+std::string rest_text(const VramStore &store)
+{
+  const auto idle = store.idle_release();
+  const auto stats = store.rest_stats();
+  if (!idle || !stats) return "idle_release=off\n";
+  using namespace std::chrono;
+  const auto since = system_clock::now() - (steady_clock::now() - stats->since);
+  const auto ms = [](steady_clock::duration d) { return duration<double, std::milli>(d).count(); };
+  return strformat("idle_release=%.3f\ngpu_state=%s\ngpu_state_since=%lld\nrests=%llu\nwakes=%llu\n"
+                   "failed_wakes=%llu\nlast_wake_ms=%.1f\nworst_wake_ms=%.1f\n"
+                   "rested_seconds=%.0f\n",
+                   duration<double>(*idle).count(), IdleRest::to_string(stats->state),
+                   static_cast<long long>(duration_cast<seconds>(since.time_since_epoch()).count()),
+                   static_cast<unsigned long long>(stats->rests),
+                   static_cast<unsigned long long>(stats->wakes),
+                   static_cast<unsigned long long>(stats->failed_wakes), ms(stats->last_wake),
+                   ms(stats->worst_wake), duration<double>(stats->rested).count());
+}
+
 } // namespace
 
 std::string StatusReporter::status_text(const VramStore &store, const std::string &gpu_label)
@@ -73,7 +93,8 @@ std::string StatusReporter::status_text(const VramStore &store, const std::strin
          "share_gpu=" + std::string(to_string(store.share_gpu())) + "\n" +
          strformat("shared_gpu_detections=%llu\n",
                    static_cast<unsigned long long>(store.shared_gpu_detections())) +
-         "sharing_now=" + (store.sharing_now() ? "yes" : "no") + "\n" + compress_text(store);
+         "sharing_now=" + (store.sharing_now() ? "yes" : "no") + "\n" + compress_text(store) +
+         rest_text(store);
 }
 
 StatusReporter::StatusReporter(const VramStore &store, Settings settings)
@@ -115,10 +136,17 @@ void StatusReporter::tick(bool final)
   const std::array<uint64_t, 4> page_figures{pages.pages.original_bytes(),
                                              pages.pages.compressed_bytes, pages.pages.same_pages,
                                              pages.compacted_chunks};
+  const auto rest = store_.rest_stats();
+  // Each rest and wake, and each change of state, is written (not the time
+  // rested, which grows while the GPU rests).
+  const std::array<uint64_t, 4> rest_figures{rest ? static_cast<uint64_t>(rest->state) : 0,
+                                             rest ? rest->rests : 0, rest ? rest->wakes : 0,
+                                             rest ? rest->failed_wakes : 0};
   if (!settings_.status_file.empty() && !final &&
       (!have_written_ || held != written_held_ || spare != written_spare_ ||
        failed != written_failed_ || detections != written_detections_ ||
-       sharing != written_sharing_ || page_figures != written_pages_)) {
+       sharing != written_sharing_ || page_figures != written_pages_ ||
+       rest_figures != written_rest_)) {
     const std::string error =
       write_file_atomically(settings_.status_file, status_text(store_, settings_.gpu_label));
     if (error.empty()) {
@@ -129,11 +157,13 @@ void StatusReporter::tick(bool final)
       written_detections_ = detections;
       written_sharing_ = sharing;
       written_pages_ = page_figures;
+      written_rest_ = rest_figures;
     } else if (!write_error_logged_) {
       write_error_logged_ = true;
       log_warning("status-file=: " + error + " (will keep trying)");
     }
   }
+  if (rest && !final) log_rest(*rest);
   const auto now = std::chrono::steady_clock::now();
   if (store_.allocation() == Allocation::lazy && held != logged_held_ &&
       (final || !have_logged_ || now - last_log_ >= settings_.log_interval)) {
@@ -157,6 +187,33 @@ void StatusReporter::tick(bool final)
     last_log_ = now;
     have_logged_ = true;
   }
+}
+
+// idle-release=: a line per rest and per wake (this thread's, so the
+// request that wakes the GPU writes nothing).
+void StatusReporter::log_rest(const IdleRest::Stats &s)
+{
+  using namespace std::chrono;
+  const auto ms = [](steady_clock::duration d) { return duration<double, std::milli>(d).count(); };
+  if (s.rests > logged_rests_ && s.state == IdleRest::State::resting)
+    log_info(settings_.gpu_label + ": resting: no request for " +
+             strformat("%.0f s", duration<double>(*store_.idle_release()).count()) +
+             ", the CUDA context is given back and the GPU may idle; its " +
+             format_byte_size(store_.held()) + " of VRAM is kept, and the next request wakes it");
+  if (s.wakes > logged_wakes_)
+    log_info(settings_.gpu_label + strformat(": awake again: the wake took %.1f ms (the longest "
+                                             "so far %.1f ms); %llu wakes, %.0f s rested in all",
+                                             ms(s.last_wake), ms(s.worst_wake),
+                                             static_cast<unsigned long long>(s.wakes),
+                                             duration<double>(s.rested).count()));
+  if (s.failed_wakes > logged_failed_wakes_)
+    log_warning(settings_.gpu_label +
+                strformat(": %llu wake(s) of the GPU failed so far (the requests that found it "
+                          "resting failed with EIO; the log says why)",
+                          static_cast<unsigned long long>(s.failed_wakes)));
+  logged_rests_ = s.rests;
+  logged_wakes_ = s.wakes;
+  logged_failed_wakes_ = s.failed_wakes;
 }
 
 } // namespace vram

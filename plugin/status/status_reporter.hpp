@@ -39,6 +39,7 @@ public:
 private:
   void run(std::stop_token stop);
   void tick(bool final);
+  void log_rest(const IdleRest::Stats &s);
 
   const VramStore &store_;
   const Settings settings_;
@@ -52,6 +53,9 @@ private:
   bool written_sharing_ = false;
   // compress=: the page figures written last (each change is written).
   std::array<uint64_t, 4> written_pages_{};
+  // idle-release=: state, rests, wakes, failed wakes, as written and logged.
+  std::array<uint64_t, 4> written_rest_{};
+  uint64_t logged_rests_ = 0, logged_wakes_ = 0, logged_failed_wakes_ = 0;
   std::chrono::steady_clock::time_point last_log_{};
   bool write_error_logged_ = false;
   std::jthread thread_; // last: started once the rest is initialised

@@ -6,40 +6,60 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <stdexcept>
+#include <string>
 
 namespace vram {
 
 IoLane::IoLane(const CudaDriver &driver, uint64_t piece_size, ZeroSource zeroes,
                SharedGpuDetector &shared)
-  : cu_(driver.api()), piece_(piece_size), zeroes_(zeroes), shared_(shared)
+  : driver_(driver), cu_(driver.api()), piece_(piece_size), zeroes_(zeroes), shared_(shared)
 {
   if (!zeroes_.data || zeroes_.size < copy_engine_min_1d)
     throw std::runtime_error("the lane's source of zeroes is missing or too small");
-  void *host = nullptr;
-  CUresult r = cu_.MemHostAlloc(&host, 2 * piece_, 0);
+  try {
+    staging_host_ = HostBuffer(2 * piece_);
+  } catch (const std::bad_alloc &) {
+    throw std::runtime_error("cannot allocate a staging buffer of " + std::to_string(2 * piece_) +
+                             " bytes");
+  }
+  if (const std::string why = attach(); !why.empty()) throw std::runtime_error(why);
+}
+
+std::string IoLane::attach()
+{
+  CUresult r = cu_.MemHostRegister(staging_host_.data(), staging_host_.size(), 0);
   if (r != CUDA_SUCCESS)
-    throw std::runtime_error("cannot allocate a pinned staging buffer of " +
-                             std::to_string(2 * piece_) + " bytes: " + driver.describe(r));
-  staging_ = PinnedMemory(&cu_, host);
-
+    return "cannot pin a staging buffer of " + std::to_string(staging_host_.size()) +
+           " bytes: " + driver_.describe(r);
+  staging_ = HostRegistration(&cu_, staging_host_.data());
   CUstream s = nullptr;
-  if ((r = cu_.StreamCreate(&s, CU_STREAM_NON_BLOCKING)) != CUDA_SUCCESS)
-    throw std::runtime_error("cannot create a CUDA stream: " + driver.describe(r));
+  if ((r = cu_.StreamCreate(&s, CU_STREAM_NON_BLOCKING)) != CUDA_SUCCESS) {
+    detach();
+    return "cannot create a CUDA stream: " + driver_.describe(r);
+  }
   stream_ = Stream(&cu_, s);
-
   for (Event &e : done_) {
     CUevent ev = nullptr;
-    if ((r = cu_.EventCreate(&ev, CU_EVENT_DISABLE_TIMING)) != CUDA_SUCCESS)
-      throw std::runtime_error("cannot create a CUDA event: " + driver.describe(r));
+    if ((r = cu_.EventCreate(&ev, CU_EVENT_DISABLE_TIMING)) != CUDA_SUCCESS) {
+      detach();
+      return "cannot create a CUDA event: " + driver_.describe(r);
+    }
     e = Event(&cu_, ev);
   }
+  return {};
 }
 
-std::byte *IoLane::slot(uint64_t i) const
+void IoLane::detach()
 {
-  return static_cast<std::byte *>(staging_.get()) + (i % 2) * piece_;
+  for (Event &e : done_)
+    e.reset();
+  stream_.reset();
+  staging_.reset();
 }
+
+std::byte *IoLane::slot(uint64_t i) const { return staging_host_.data() + (i % 2) * piece_; }
 
 // Waits for everything queued on the stream, so that no copy is still
 // reading or writing a staging slot when the lane is handed to the next

@@ -1,7 +1,7 @@
-// One I/O lane: a non-blocking CUDA stream and a pinned staging buffer of
-// two slots.  A request larger than a slot is pipelined: while the GPU
-// copies one slot, the CPU fills or drains the other.  Lanes are created
-// before serving and reused; nothing is allocated in the I/O path.
+// One I/O lane: a non-blocking CUDA stream and a staging buffer of two
+// slots, pinned (registered with the context) for the GPU's copies.  A request larger than a slot
+// is pipelined: while the GPU copies one slot, the CPU fills or drains the other.  Lanes are
+// created before serving and reused; nothing is allocated in the I/O path.
 //
 // When the SharedGpuDetector says so (always with share-gpu=yes, the
 // default), every operation a request issues runs on a copy engine, which
@@ -13,6 +13,7 @@
 
 #include "cuda/cuda_driver.hpp"
 #include "cuda/cuda_handles.hpp"
+#include "store/host_buffer.hpp"
 #include "store/shared_gpu.hpp"
 
 #include <array>
@@ -22,8 +23,8 @@
 
 namespace vram {
 
-// Pinned host memory that holds zeroes and is never written: the source of
-// every zeroing copy.  Shared by the lanes of a pool.
+// Host memory, pinned, that holds zeroes and is never written: the source
+// of every zeroing copy.  Shared by the lanes of a pool.
 struct ZeroSource {
   const std::byte *data = nullptr;
   uint64_t size = 0;
@@ -37,6 +38,14 @@ public:
 
   IoLane(const IoLane &) = delete;
   IoLane &operator=(const IoLane &) = delete;
+
+  // idle-release=: detach() gives back what the CUDA context owns (the
+  // stream, its events, the staging buffer's registration) and keeps the
+  // staging buffer itself; attach() takes them again with the context
+  // current ("" or why not; on failure the lane stays detached).  Only
+  // while no request uses the lane.
+  std::string attach();
+  void detach();
 
   // Each returns CUDA_SUCCESS once the operation has completed on the GPU,
   // or the first error.  After an error the lane has been drained and can
@@ -76,11 +85,13 @@ private:
   // `engines_only` in the shape copy_shape() gives.
   CUresult enqueue_write(CUdeviceptr dst, const std::byte *src, uint64_t length, bool engines_only);
 
+  const CudaDriver &driver_;
   const CudaApi &cu_;
   uint64_t piece_;
   ZeroSource zeroes_;
   SharedGpuDetector &shared_;
-  PinnedMemory staging_;
+  HostBuffer staging_host_;  // two slots of piece_ bytes; outlives the context
+  HostRegistration staging_; // staging_host_ pinned for the context's DMA
   Stream stream_;
   std::array<Event, 2> done_;
 };

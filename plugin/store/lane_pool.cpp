@@ -2,29 +2,58 @@
 
 #include "status/request_board.hpp"
 
-#include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 
 namespace vram {
 
 LanePool::LanePool(const CudaDriver &driver, unsigned count, uint64_t piece_size, ShareGpu share)
-  : shared_(share)
+  : driver_(driver), shared_(share)
 {
-  const CudaApi &cu = driver.api();
-  void *host = nullptr;
-  if (const CUresult r = cu.MemHostAlloc(&host, zero_source_bytes, 0); r != CUDA_SUCCESS)
-    throw std::runtime_error("cannot allocate a pinned buffer of zeroes (" +
-                             std::to_string(zero_source_bytes) + " bytes): " + driver.describe(r));
-  zeroes_ = PinnedMemory(&cu, host);
-  std::memset(host, 0, zero_source_bytes);
-  const ZeroSource zeroes{static_cast<const std::byte *>(host), zero_source_bytes};
+  try {
+    zeroes_host_ = HostBuffer(zero_source_bytes); // zeroed
+  } catch (const std::bad_alloc &) {
+    throw std::runtime_error("cannot allocate a buffer of zeroes (" +
+                             std::to_string(zero_source_bytes) + " bytes)");
+  }
+  if (const std::string why = register_zeroes(); !why.empty()) throw std::runtime_error(why);
+  const ZeroSource zeroes{zeroes_host_.data(), zero_source_bytes};
   lanes_.reserve(count);
   idle_.reserve(count);
   for (unsigned i = 0; i < count; ++i) {
     lanes_.push_back(std::make_unique<IoLane>(driver, piece_size, zeroes, shared_));
     idle_.push_back(i);
   }
+}
+
+std::string LanePool::register_zeroes()
+{
+  const CudaApi &cu = driver_.api();
+  if (const CUresult r = cu.MemHostRegister(zeroes_host_.data(), zeroes_host_.size(), 0);
+      r != CUDA_SUCCESS)
+    return "cannot pin the buffer of zeroes (" + std::to_string(zeroes_host_.size()) +
+           " bytes): " + driver_.describe(r);
+  zeroes_ = HostRegistration(&cu, zeroes_host_.data());
+  return {};
+}
+
+std::string LanePool::attach()
+{
+  if (std::string why = register_zeroes(); !why.empty()) return why;
+  for (auto &lane : lanes_)
+    if (std::string why = lane->attach(); !why.empty()) {
+      detach();
+      return why;
+    }
+  return {};
+}
+
+void LanePool::detach()
+{
+  for (auto &lane : lanes_)
+    lane->detach();
+  zeroes_.reset();
 }
 
 LanePool::Lease LanePool::acquire()

@@ -40,15 +40,23 @@ public:
   static constexpr uint64_t zero_source_bytes = 1024 * 1024;
 
   Lease acquire();
+
+  // idle-release=: every lane's IoLane::detach()/attach(), and the buffer
+  // of zeroes' registration; only while no lane is lent.
+  std::string attach();
+  void detach();
   size_t size() const { return lanes_.size(); }
   const SharedGpuDetector &shared() const { return shared_; }
   IoLane &lane(size_t i) { return *lanes_[i]; }
 
 private:
   void give_back(unsigned index);
+  std::string register_zeroes();
 
+  const CudaDriver &driver_;
   SharedGpuDetector shared_; // before the lanes, which use them
-  PinnedMemory zeroes_;
+  HostBuffer zeroes_host_;
+  HostRegistration zeroes_;
   std::vector<std::unique_ptr<IoLane>> lanes_;
   std::mutex mutex_;
   std::condition_variable available_;

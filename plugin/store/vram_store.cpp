@@ -18,6 +18,14 @@ std::string failed_call(const CudaDriver &driver, const char *what, CUresult r)
   return std::string(what) + " failed: " + driver.describe(r);
 }
 
+// Tells the threads' bind_context() that the context changed: a new value
+// per store and per wake.
+uint64_t next_generation()
+{
+  static std::atomic<uint64_t> generations{0};
+  return ++generations;
+}
+
 // nbdkit's largest read or write (MAX_REQUEST_SIZE in its server): what a
 // compressed write may have to hold in new pages before it commits them.
 constexpr uint64_t max_request_bytes = 64 * MiB;
@@ -88,6 +96,11 @@ std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Confi
     } catch (const std::runtime_error &e) {
       throw StartupError(layout.gpu_label + ": allocation=lazy: " + e.what());
     }
+    if (!lazy && config.idle_release)
+      throw StartupError(layout.gpu_label +
+                         ": idle-release= keeps the VRAM through a rest only when it is mapped "
+                         "with CUDA virtual memory management, and " +
+                         why_not + ". Use idle-release=off, or update the NVIDIA driver");
     if (!lazy && config.compressed())
       throw StartupError(layout.gpu_label +
                          ": compress=" + compress::format_codec(config.compress) +
@@ -140,13 +153,14 @@ std::unique_ptr<VramStore> VramStore::open(const CudaDriver &driver, const Confi
 VramStore::VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMemory memory,
                      std::unique_ptr<LazyVram> lazy, uint64_t size, const Config &config,
                      const Layout &layout)
-  : driver_(driver), cu_(driver.api()), context_(std::move(context)), memory_(std::move(memory)),
-    lazy_(std::move(lazy)), base_(lazy_ ? lazy_->base() : memory_.get()), size_(size),
-    piece_size_(config.piece_size), gpu_label_(layout.gpu_label),
-    pool_(driver, layout.lanes, config.piece_size, config.share_gpu), codec_(config.compress)
+  : driver_(driver), cu_(driver.api()), device_(context.device()), context_(std::move(context)),
+    memory_(std::move(memory)), lazy_(std::move(lazy)),
+    base_(lazy_ ? lazy_->base() : memory_.get()), size_(size), piece_size_(config.piece_size),
+    gpu_label_(layout.gpu_label), pool_(driver, layout.lanes, config.piece_size, config.share_gpu),
+    codec_(config.compress)
 {
-  static std::atomic<uint64_t> stores{0};
-  generation_ = ++stores;
+  generation_ = next_generation();
+  if (config.idle_release) start_idle_release(*config.idle_release);
   if (!config.compressed()) return;
   chunks_ = std::make_unique<VramChunks>(*lazy_);
   compress::CompressedExport::Settings settings;
@@ -172,6 +186,21 @@ VramStore::VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMem
 VramStore::~VramStore()
 {
   compactor_.reset();
+  if (rest_) {
+    // No more rests or wakes but ours: the VRAM is zeroed through the GPU.
+    pressure_watch_.reset();
+    rest_->stop();
+    const bool resting = rest_->stats().state == IdleRest::State::resting;
+    rest_.reset();
+    if (resting && !failed())
+      if (const std::string why = wake_up(); !why.empty()) {
+        log_warning(gpu_label_ +
+                    ": VRAM not zeroed at shutdown: could not wake the GPU from "
+                    "its rest (" +
+                    why + ")");
+        return;
+      }
+  }
   // Swap holds secrets: leave nothing behind for the next owner of this
   // memory.  After a sticky error this cannot work; the driver then tears
   // the context down with the process.
@@ -277,7 +306,46 @@ template <typename Fn> auto VramStore::with_worker(Fn fn)
   return fn(*workers_[lease.index()], std::as_const(lane));
 }
 
+// idle-release=: every request passes the gate, which wakes a resting
+// GPU first; without idle-release= there is no gate.
+template <typename Fn>
+IoStatus VramStore::gated(const char *op, uint64_t count, uint64_t offset, Fn fn)
+{
+  if (!rest_) return fn();
+  if (failed()) return failed_status();
+  if (const std::string why = rest_->enter(); !why.empty()) {
+    const auto held_back = wake_log_.admit();
+    if (!held_back) return {EIO, {}, true};
+    return {EIO, strformat("%s of %llu bytes at offset %llu failed: ", op,
+                           static_cast<unsigned long long>(count),
+                           static_cast<unsigned long long>(offset)) +
+                   gpu_label_ + " could not wake from its rest (idle-release=): " + why +
+                   "; its VRAM is kept, and the next request tries again" +
+                   LogThrottle::suppressed_note(*held_back)};
+  }
+  struct Leave {
+    IdleRest &rest;
+    ~Leave() { rest.leave(); }
+  } leave{*rest_};
+  return fn();
+}
+
 IoStatus VramStore::read(void *buf, uint64_t count, uint64_t offset)
+{
+  return gated("read", count, offset, [&] { return read_awake(buf, count, offset); });
+}
+
+IoStatus VramStore::write(const void *buf, uint64_t count, uint64_t offset)
+{
+  return gated("write", count, offset, [&] { return write_awake(buf, count, offset); });
+}
+
+IoStatus VramStore::zero(uint64_t count, uint64_t offset)
+{
+  return gated("zero", count, offset, [&] { return zero_awake(count, offset); });
+}
+
+IoStatus VramStore::read_awake(void *buf, uint64_t count, uint64_t offset)
 {
   if (IoStatus s = check("read", count, offset); !s) return s;
   if (compressed_)
@@ -290,7 +358,7 @@ IoStatus VramStore::read(void *buf, uint64_t count, uint64_t offset)
   return {};
 }
 
-IoStatus VramStore::write(const void *buf, uint64_t count, uint64_t offset)
+IoStatus VramStore::write_awake(const void *buf, uint64_t count, uint64_t offset)
 {
   if (IoStatus s = check("write", count, offset); !s) return s;
   if (compressed_)
@@ -305,7 +373,7 @@ IoStatus VramStore::write(const void *buf, uint64_t count, uint64_t offset)
   return {};
 }
 
-IoStatus VramStore::zero(uint64_t count, uint64_t offset)
+IoStatus VramStore::zero_awake(uint64_t count, uint64_t offset)
 {
   if (IoStatus s = check("zero", count, offset); !s) return s;
   if (compressed_)
@@ -398,6 +466,15 @@ bool VramStore::compaction_wanted() const
 bool VramStore::compact_step()
 {
   if (failed()) return false;
+  // Compaction never wakes a resting GPU, nor keeps it awake.
+  if (rest_ && !rest_->try_enter()) return false;
+  struct Leave {
+    IdleRest *rest;
+    ~Leave()
+    {
+      if (rest) rest->leave_background();
+    }
+  } leave{rest_.get()};
   if (const CUresult r = bind_context(); r != CUDA_SUCCESS) {
     enter_failed_state("cannot make the CUDA context current: " + driver_.describe(r));
     return false;
@@ -448,6 +525,94 @@ IoStatus VramStore::flush()
   // Every write is in VRAM before it is acknowledged: nothing to flush,
   // but a GPU that has failed no longer holds what was written.
   if (failed()) return failed_status();
+  return {};
+}
+
+// idle-release=: the gate, what it looks at, and the PSI watch that wakes
+// the GPU as soon as memory pressure begins.
+void VramStore::start_idle_release(std::chrono::milliseconds idle)
+{
+  idle_release_ = idle;
+  memory_probe_ = std::make_unique<MemoryProbe>();
+  IdleRest::Hooks hooks;
+  hooks.thread_start = [] { prefault_stack(io_stack_prefault_bytes); };
+  hooks.memory_calm = [this] { return memory_probe_->calm(); };
+  hooks.rest = [this] { return go_to_rest(); };
+  hooks.wake = [this] { return wake_up(); };
+  IdleRest::Settings settings;
+  settings.idle = idle;
+  settings.poll = std::clamp<std::chrono::milliseconds>(idle / 4, std::chrono::milliseconds(50),
+                                                        std::chrono::milliseconds(1000));
+  rest_ = std::make_unique<IdleRest>(std::move(hooks), settings);
+  pressure_watch_ = std::make_unique<PressureWatch>([this] {
+    thread_local bool stack_ready = false;
+    if (!stack_ready) {
+      prefault_stack(io_stack_prefault_bytes);
+      stack_ready = true;
+    }
+    (void)rest_->wake_now(); // a failed wake is retried by the next request
+  });
+  const std::string after = strformat("%.3g s", std::chrono::duration<double>(idle).count());
+  log_info(gpu_label_ + ": idle-release=: after " + after +
+           " without a request, while memory is calm, the CUDA context is given back and the "
+           "VRAM kept; " +
+           (pressure_watch_->armed() ? "memory pressure wakes the GPU at once (PSI trigger \"" +
+                                         pressure_watch_->trigger() + "\")"
+                                     : "no memory pressure trigger (" + pressure_watch_->why_not() +
+                                         "): memory is looked at every " +
+                                         std::to_string(settings.poll.count()) + " ms instead"));
+}
+
+std::optional<IdleRest::Stats> VramStore::rest_stats() const
+{
+  if (!rest_) return std::nullopt;
+  return rest_->stats();
+}
+
+// Gives back what the CUDA context owns, keeping every byte of VRAM: the
+// lanes' streams and registrations, the export's mappings and address
+// range, then the context itself.  On failure, puts back what it took.
+std::string VramStore::go_to_rest()
+{
+  if (failed()) return "the GPU failed earlier";
+  if (const CUresult r = bind_context(); r != CUDA_SUCCESS)
+    return "cannot make the CUDA context current: " + driver_.describe(r);
+  pool_.detach();
+  bool intact = true;
+  if (const CUresult r = lazy_->suspend(intact); r != CUDA_SUCCESS) {
+    const std::string why = "unmapping its VRAM failed: " + driver_.describe(r);
+    std::string back = intact ? pool_.attach() : "its VRAM could not be mapped back";
+    if (!back.empty()) enter_failed_state("going to rest, " + why + ", and then " + back);
+    return why;
+  }
+  context_.reset();
+  return {};
+}
+
+// Takes a context again and puts back what go_to_rest() gave away; on
+// failure, the export stays at rest (its VRAM kept) for the next try.
+std::string VramStore::wake_up()
+{
+  CUcontext ctx = nullptr;
+  if (const CUresult r = cu_.DevicePrimaryCtxRetain(&ctx, device_); r != CUDA_SUCCESS)
+    return "cannot create a CUDA context: " + driver_.describe(r);
+  context_ = PrimaryContext(&cu_, device_, ctx);
+  generation_ = next_generation();
+  const auto undo = [&](std::string why) {
+    context_.reset();
+    return why;
+  };
+  if (const CUresult r = bind_context(); r != CUDA_SUCCESS)
+    return undo("cannot make the CUDA context current: " + driver_.describe(r));
+  if (const CUresult r = lazy_->resume(ctx); r != CUDA_SUCCESS)
+    return undo("mapping its VRAM back failed: " + driver_.describe(r));
+  base_ = lazy_->base();
+  if (std::string why = pool_.attach(); !why.empty()) {
+    bool intact = true;
+    if (lazy_->suspend(intact) != CUDA_SUCCESS)
+      enter_failed_state("waking, " + why + ", and its VRAM could not be unmapped again");
+    return undo(why);
+  }
   return {};
 }
 

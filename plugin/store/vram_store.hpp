@@ -8,15 +8,19 @@
 #include "cuda/cuda_handles.hpp"
 #include "lazy/lazy_vram.hpp"
 #include "log_throttle.hpp"
+#include "rest/idle_rest.hpp"
+#include "rest/memory_pressure.hpp"
 #include "store/compactor.hpp"
 #include "store/lane_pool.hpp"
 #include "store/vram_chunks.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -88,6 +92,11 @@ public:
     return pool_.shared().copy_engines_only(SharedGpuDetector::Clock::now());
   }
 
+  // idle-release=: whether the GPU rests or is awake, and its rests and
+  // wakes; nullopt when idle-release= is off.
+  std::optional<IdleRest::Stats> rest_stats() const;
+  std::optional<std::chrono::milliseconds> idle_release() const { return idle_release_; }
+
   IoStatus read(void *buf, uint64_t count, uint64_t offset);
   IoStatus write(const void *buf, uint64_t count, uint64_t offset);
   IoStatus zero(uint64_t count, uint64_t offset);
@@ -103,6 +112,11 @@ private:
             std::unique_ptr<LazyVram> lazy, uint64_t size, const Config &config,
             const Layout &layout);
 
+  // A request: through the idle-release= gate when there is one.
+  template <typename Fn> IoStatus gated(const char *op, uint64_t count, uint64_t offset, Fn fn);
+  IoStatus read_awake(void *buf, uint64_t count, uint64_t offset);
+  IoStatus write_awake(const void *buf, uint64_t count, uint64_t offset);
+  IoStatus zero_awake(uint64_t count, uint64_t offset);
   IoStatus read_lazy(std::byte *buf, uint64_t count, uint64_t offset);
   IoStatus write_lazy(const std::byte *buf, uint64_t count, uint64_t offset);
   IoStatus zero_lazy(uint64_t count, uint64_t offset);
@@ -119,6 +133,11 @@ private:
   bool compaction_wanted() const;
   bool compact_step();
 
+  // idle-release=: the gate and its hooks ("" or why not).
+  void start_idle_release(std::chrono::milliseconds idle);
+  std::string go_to_rest();
+  std::string wake_up();
+
   CUresult bind_context();
   IoStatus check(const char *op, uint64_t count, uint64_t offset);
   IoStatus fail_request(const char *op, CUresult r, uint64_t count, uint64_t offset);
@@ -127,10 +146,11 @@ private:
 
   const CudaDriver &driver_;
   const CudaApi &cu_;
-  PrimaryContext context_;
+  CUdevice device_;
+  PrimaryContext context_;         // none while the GPU rests (idle-release=)
   DeviceMemory memory_;            // eager
   std::unique_ptr<LazyVram> lazy_; // lazy
-  CUdeviceptr base_;               // byte 0 of the export
+  CUdeviceptr base_;               // byte 0 of the export; may change at a wake
   uint64_t size_;
   uint64_t piece_size_;
   std::string gpu_label_;
@@ -145,6 +165,14 @@ private:
   std::vector<std::unique_ptr<compress::Worker>> workers_;
   std::vector<ChunkLane> chunk_lanes_;
   std::unique_ptr<Compactor> compactor_; // stopped first, in the destructor
+
+  // idle-release=: stopped next, in the destructor (the watch wakes
+  // through the gate).
+  std::optional<std::chrono::milliseconds> idle_release_;
+  std::unique_ptr<MemoryProbe> memory_probe_;
+  std::unique_ptr<IdleRest> rest_;
+  std::unique_ptr<PressureWatch> pressure_watch_;
+  LogThrottle wake_log_{std::chrono::seconds(10)};
 
   std::atomic<bool> failed_{false};
   std::once_flag failure_logged_;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <sys/mman.h>
 #include <thread>
 
 namespace fakecuda {
@@ -98,7 +99,7 @@ Driver::~Driver()
     std::free(p);
   host_blocks_.clear();
   for (auto &d : devices_)
-    std::free(d->ctx.host_memory);
+    free_context_memory(d->ctx);
 }
 
 const Device *Driver::device(CUdevice ordinal) const
@@ -117,6 +118,13 @@ CUresult Driver::current_device(int &dev) const
   return CUDA_SUCCESS;
 }
 
+void Driver::free_context_memory(PrimaryContext &ctx)
+{
+  if (ctx.host_memory != nullptr) ::munmap(ctx.host_memory, ctx.host_bytes);
+  ctx.host_memory = nullptr;
+  ctx.host_bytes = 0;
+}
+
 CUresult Driver::ctx_retain(CUcontext *pctx, CUdevice dev)
 {
   if (pctx == nullptr) return CUDA_ERROR_INVALID_VALUE;
@@ -126,11 +134,15 @@ CUresult Driver::ctx_retain(CUcontext *pctx, CUdevice dev)
   if (ctx.refcount.load(std::memory_order_acquire) == 0) {
     // Creating the context: the real driver takes about 110 ms on an H200
     // and allocates host memory the context keeps until it is destroyed.
+    // (Mapped, not malloc()ed: freed memory must leave the process, as
+    // the driver's does, also under ASan's allocator.)
     if (cfg_.ctx_host_bytes != 0) {
-      void *p = std::malloc(cfg_.ctx_host_bytes);
-      if (p == nullptr) return CUDA_ERROR_OUT_OF_MEMORY;
+      void *p = ::mmap(nullptr, cfg_.ctx_host_bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
       std::memset(p, 0x5a, cfg_.ctx_host_bytes); // resident, as the driver's would be
       ctx.host_memory = p;
+      ctx.host_bytes = cfg_.ctx_host_bytes;
     }
     if (cfg_.ctx_create_us != 0)
       std::this_thread::sleep_for(std::chrono::microseconds(cfg_.ctx_create_us));
@@ -153,8 +165,7 @@ CUresult Driver::ctx_release(CUdevice dev)
   }
   if (ctx.refcount.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     destroy_context_resources(dev);
-    std::free(ctx.host_memory);
-    ctx.host_memory = nullptr;
+    free_context_memory(ctx);
   }
   return CUDA_SUCCESS;
 }

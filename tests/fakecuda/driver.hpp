@@ -41,6 +41,7 @@ struct PrimaryContext {
   // The host memory the live context holds (FAKECUDA_CTX_HOST_BYTES);
   // guarded by Driver::ctx_mu_.
   void *host_memory = nullptr;
+  std::uint64_t host_bytes = 0;
   std::uint64_t creations = 0; // times a retain created it
 };
 
@@ -116,6 +117,7 @@ public:
 
   // Primary contexts and the calling thread's current context.
   CUresult ctx_retain(CUcontext *pctx, CUdevice dev);
+  static void free_context_memory(PrimaryContext &ctx); // FAKECUDA_CTX_HOST_BYTES
   CUresult ctx_release(CUdevice dev);
   CUresult ctx_set_flags(CUdevice dev, unsigned flags);
   CUresult ctx_get_state(CUdevice dev, unsigned *flags, int *active);

@@ -148,3 +148,36 @@ TEST(Config, CompressChoosesTheCodecAndHoldsVramLazily)
   // Uncompressed, allocation= is as given.
   EXPECT_EQ(make_config({{"size", "7G"}, {"compress", "none"}}).allocation, Allocation::eager);
 }
+
+TEST(Config, IdleReleaseTakesATimeAndHoldsVramLazily)
+{
+  using std::chrono::milliseconds;
+  EXPECT_FALSE(make_config({{"size", "7G"}}).idle_release);
+  EXPECT_FALSE(make_config({{"size", "7G"}, {"idle-release", "off"}}).idle_release);
+  const Config c = make_config({{"size", "7G"}, {"idle-release", "30s"}});
+  EXPECT_EQ(c.idle_release, milliseconds(30000));
+  EXPECT_EQ(c.allocation, Allocation::lazy);
+  EXPECT_EQ(
+    make_config({{"size", "7G"}, {"idle-release", "5m"}, {"allocation", "lazy"}}).idle_release,
+    milliseconds(300000));
+  EXPECT_EQ(make_config({{"size", "7G"}, {"idle-release", "2"}}).idle_release, milliseconds(2000));
+  expect_error({{"size", "7G"}, {"idle-release", "soon"}}, "idle-release=soon: expected 'off'");
+  expect_error({{"size", "7G"}, {"idle-release", "0"}}, "idle-release=0: expected 'off'");
+  expect_error({{"size", "7G"}, {"idle-release", "30s"}, {"allocation", "eager"}},
+               "idle-release= with allocation=eager");
+}
+
+TEST(Config, Durations)
+{
+  using std::chrono::milliseconds;
+  EXPECT_EQ(parse_duration("45"), milliseconds(45000));
+  EXPECT_EQ(parse_duration("45s"), milliseconds(45000));
+  EXPECT_EQ(parse_duration("250ms"), milliseconds(250));
+  EXPECT_EQ(parse_duration("5m"), milliseconds(300000));
+  EXPECT_EQ(parse_duration("5min"), milliseconds(300000));
+  EXPECT_EQ(parse_duration("2h"), milliseconds(7200000));
+  EXPECT_EQ(parse_duration("168h"), milliseconds(uint64_t{168} * 3600 * 1000));
+  for (const char *bad :
+       {"", "s", "0", "0s", "-5s", "5 s", "5x", "1.5s", "169h", "99999999999999999999"})
+    EXPECT_FALSE(parse_duration(bad)) << bad;
+}
