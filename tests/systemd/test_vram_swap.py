@@ -108,6 +108,10 @@ def test_helper_passes_shellcheck():
     ("COMPRESS=gzip\n", "COMPRESS=gzip: expected none, lz4, zstd or zstd:LEVEL"),
     ("COMPRESS=lz4\nALLOCATION=eager\n", "ALLOCATION=eager with COMPRESS=lz4"),
     ("PLUGIN_ARGS=compress=lz4\n", "set compress with its own key"),
+    ("IDLE_RELEASE=soon\n", "IDLE_RELEASE=soon: expected off or a time such as 30s"),
+    ("IDLE_RELEASE=0s\n", "IDLE_RELEASE=0s: expected off"),
+    ("IDLE_RELEASE=5m\nALLOCATION=eager\n", "ALLOCATION=eager with IDLE_RELEASE=5m"),
+    ("PLUGIN_ARGS=idle-release=5m\n", "set idle-release with its own key"),
     ("PLUGIN_ARGS=wait\n", "'wait' is not key=value"),
     ("THREADS=0\n", "THREADS=0: expected nbdkit's threads per connection, 1 to 64"),
     ("MIN_FREE_KB=lots\n", "MIN_FREE_KB=lots: expected the kB of RAM the kernel keeps free"),
@@ -234,6 +238,46 @@ def test_status_shows_what_compressed_pages_take(tmp_path):
                             r"2\.0M of VRAM held \(ratio 0\.01\); 2 same-filled pages "
                             r"\(no VRAM\), 2 stored, 1 of them whole \(incompressible\)",
                             line[0]), line
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_status_says_when_the_gpu_rests_and_how_long_wakes_take(tmp_path):
+    """IDLE_RELEASE=: the server gives its context back after the idle
+    time, keeps the data, and status says resting, then awake with the
+    wake's figures."""
+    env, proc, sock = start_serving(
+        tmp_path, "SIZE=128M\nSWAP_SAFETY=attempt\nIDLE_RELEASE=1\nPLUGIN_ARGS=lazy-spare=0\n",
+        FAKECUDA_CTX_CREATE_US="20000")
+    try:
+        args = nbdkit_cmdline(proc.pid)
+        assert b"idle-release=1" in args and b"allocation=lazy" in args
+        h = nbd.NBD()
+        h.connect_uri(f"nbd+unix:///?socket={sock}")
+        data = os.urandom(65536)
+        h.pwrite(data, 1 << 20)
+
+        def status_line(want):
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                out = run(["status"], env).stdout
+                line = [l for l in out.splitlines() if l.startswith("GPU 0: idle-release=1s: ")]
+                if line and want in line[0]:
+                    return line[0]
+                time.sleep(0.2)
+            raise AssertionError(f"no status line with {want!r}: {out}")
+
+        line = status_line(": resting for ")
+        assert re.fullmatch(r"GPU 0: idle-release=1s: resting for \d+s; [1-9]\d* rests, \d+ wakes "
+                            r"\(last [\d.]+ ms, longest [\d.]+ ms\), 0 failed; \d+s rested in all",
+                            line), line
+        wakes = int(re.search(r"(\d+) wakes", line).group(1))
+        assert h.pread(len(data), 1 << 20) == data
+        line = status_line(f" {wakes + 1} wakes ")
+        last = float(re.search(r"last ([\d.]+) ms", line).group(1))
+        assert last >= 20, line  # the context's creation, at least
+        h.shutdown()
     finally:
         proc.terminate()
         proc.wait(30)

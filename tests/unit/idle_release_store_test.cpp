@@ -186,6 +186,5 @@ TEST_F(IdleReleaseTest, WithoutIdleReleaseThereIsNoGate)
 {
   VramStore &s = open({{"size", "32M"}, {"allocation", "lazy"}});
   EXPECT_FALSE(s.rest_stats());
-  EXPECT_NE(StatusReporter::status_text(s, "GPU 0").find("idle_release=off\n"),
-            std::string::npos);
+  EXPECT_NE(StatusReporter::status_text(s, "GPU 0").find("idle_release=off\n"), std::string::npos);
 }
