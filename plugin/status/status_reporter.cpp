@@ -69,13 +69,14 @@ std::string rest_text(const VramStore &store)
   const auto ms = [](steady_clock::duration d) { return duration<double, std::milli>(d).count(); };
   return strformat("idle_release=%.3f\ngpu_state=%s\ngpu_state_since=%lld\nrests=%llu\nwakes=%llu\n"
                    "failed_wakes=%llu\nlast_wake_ms=%.1f\nworst_wake_ms=%.1f\n"
-                   "rested_seconds=%.0f\n",
+                   "rested_seconds=%.0f\nwake_reserve=%llu\n",
                    duration<double>(*idle).count(), IdleRest::to_string(stats->state),
                    static_cast<long long>(duration_cast<seconds>(since.time_since_epoch()).count()),
                    static_cast<unsigned long long>(stats->rests),
                    static_cast<unsigned long long>(stats->wakes),
                    static_cast<unsigned long long>(stats->failed_wakes), ms(stats->last_wake),
-                   ms(stats->worst_wake), duration<double>(stats->rested).count());
+                   ms(stats->worst_wake), duration<double>(stats->rested).count(),
+                   static_cast<unsigned long long>(store.wake_reserve()));
 }
 
 } // namespace
@@ -199,7 +200,9 @@ void StatusReporter::log_rest(const IdleRest::Stats &s)
     log_info(settings_.gpu_label + ": resting: no request for " +
              strformat("%.0f s", duration<double>(*store_.idle_release()).count()) +
              ", the CUDA context is given back and the GPU may idle; its " +
-             format_byte_size(store_.held()) + " of VRAM is kept, and the next request wakes it");
+             format_byte_size(store_.held()) + " of VRAM is kept, and the next request wakes it (" +
+             format_byte_size(store_.wake_reserve()) +
+             " of host memory, what the context held, is kept for that)");
   if (s.wakes > logged_wakes_)
     log_info(settings_.gpu_label + strformat(": awake again: the wake took %.1f ms (the longest "
                                              "so far %.1f ms); %llu wakes, %.0f s rested in all",

@@ -585,7 +585,14 @@ std::string VramStore::go_to_rest()
     if (!back.empty()) enter_failed_state("going to rest, " + why + ", and then " + back);
     return why;
   }
+  // What the context held in host memory is kept for the next wake.
+  const auto before = WakeReserve::resident_bytes();
   context_.reset();
+  const auto after = WakeReserve::resident_bytes();
+  if (before && after && *before > *after && !wake_reserve_.keep(*before - *after))
+    log_warning(gpu_label_ + ": idle-release=: could not keep " +
+                format_byte_size(*before - *after) +
+                " of host memory for the next wake; it will allocate the CUDA context's anew");
   return {};
 }
 
@@ -593,6 +600,8 @@ std::string VramStore::go_to_rest()
 // failure, the export stays at rest (its VRAM kept) for the next try.
 std::string VramStore::wake_up()
 {
+  // For the driver's allocations, which come next.
+  wake_reserve_.release();
   CUcontext ctx = nullptr;
   if (const CUresult r = cu_.DevicePrimaryCtxRetain(&ctx, device_); r != CUDA_SUCCESS)
     return "cannot create a CUDA context: " + driver_.describe(r);

@@ -10,6 +10,7 @@
 #include "log_throttle.hpp"
 #include "rest/idle_rest.hpp"
 #include "rest/memory_pressure.hpp"
+#include "rest/wake_reserve.hpp"
 #include "store/compactor.hpp"
 #include "store/lane_pool.hpp"
 #include "store/vram_chunks.hpp"
@@ -96,6 +97,8 @@ public:
   // wakes; nullopt when idle-release= is off.
   std::optional<IdleRest::Stats> rest_stats() const;
   std::optional<std::chrono::milliseconds> idle_release() const { return idle_release_; }
+  // Host memory kept, while the GPU rests, for the next wake's context.
+  uint64_t wake_reserve() const { return wake_reserve_.bytes(); }
 
   IoStatus read(void *buf, uint64_t count, uint64_t offset);
   IoStatus write(const void *buf, uint64_t count, uint64_t offset);
@@ -172,6 +175,7 @@ private:
   std::unique_ptr<MemoryProbe> memory_probe_;
   std::unique_ptr<IdleRest> rest_;
   std::unique_ptr<PressureWatch> pressure_watch_;
+  WakeReserve wake_reserve_; // held while the GPU rests
   LogThrottle wake_log_{std::chrono::seconds(10)};
 
   std::atomic<bool> failed_{false};

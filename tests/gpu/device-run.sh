@@ -3,7 +3,7 @@
 # make-carry.sh: the GPU test suite, then the memory-vs-vram comparison.
 # Logs go to $OUT (the device tool's output folder) or ./device-out.
 #
-#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|crc|lazy|lazy-ab|threads|requests|compress|all]
+#   bash tests/gpu/device-run.sh [tests|bench|lanes|integrity|crc|lazy|lazy-ab|threads|requests|compress|idle|all]
 #
 # bench: bench/compare.sh (vram vs memory plugin) and bench/core-bench;
 # lanes: the quick comparison at lanes=16, 32 and 64;
@@ -29,6 +29,11 @@
 # compress: the compress= GPU tests, then compress=lz4 and zstd each
 # against compress=none on mixed pages (bench/ab_overhead.sh, DATA=mixed),
 # and against the fastest eager export on random pages;
+# idle: the idle-release= GPU tests, bench/idle_release.py (power and
+# clocks with no export, an awake one and a resting one; wake latency over
+# IDLE_CYCLES rests, 100; IDLE_BUSY wakes under four connections, 300),
+# and what the gate costs an awake export (ab_overhead.sh: idle-release=off
+# against idle-release=1h, which never rests in the run);
 # ab: bench/compare.sh for this build and the earlier one, alternating,
 # twice each, and the ratios of every figure (quiet).
 set -uo pipefail
@@ -142,6 +147,16 @@ SH
   PATH=/tmp/fio/bin:$PATH NBDKIT=$VRAM_NBDKIT FILTER_DIR=$VRAM_NBDKIT_FILTERDIR \
     MEMORY_PLUGIN=$memory_plugin \
     bash bench/crosscheck_fio.sh "$out/fio" 2>&1 | tee "$out/fio.log"
+fi
+if [[ $what == idle ]]; then
+  PYTHONUNBUFFERED=1 python3 -m pytest -v -s -rs -p no:cacheprovider tests/gpu -k idle_release \
+    2>&1 | tee "$out/gpu-tests.log"
+  rc=${PIPESTATUS[0]}
+  NBDKIT=$VRAM_NBDKIT PYTHONUNBUFFERED=1 python3 bench/idle_release.py "$out/idle" \
+    --cycles "${IDLE_CYCLES:-100}" --busy-cycles "${IDLE_BUSY:-300}" 2>&1 | tee "$out/idle.log"
+  NBDKIT=$VRAM_NBDKIT bash bench/ab_overhead.sh "$out/idle-gate" off "" \
+    "allocation=lazy idle-release=off" gate "" "allocation=lazy idle-release=1h" 2>&1 |
+    tail -4 | tee -a "$out/idle.log"
 fi
 if [[ $what == compress ]]; then
   PYTHONUNBUFFERED=1 python3 -m pytest -v -s -rs -p no:cacheprovider tests/gpu -k compress \

@@ -245,3 +245,52 @@ def test_compressed_beside_a_compute_job_read_back_exactly(vram_server, compute_
     assert "all bytes match" in r.stdout
     assert verify("semantics", s.uri).returncode == 0
     print(f"status: {_status(status)}")
+
+
+def _compute_pids(gpu):
+    out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid", "--format=csv,noheader",
+                          "-i", gpu["uuid"]], capture_output=True, text=True, check=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def _wait_rest_state(path, state, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = _status(path) if path.exists() else {}
+        if st.get("gpu_state") == state:
+            return st
+        time.sleep(0.05)
+    raise AssertionError(f"gpu_state={state} not reached: {_status(path)}")
+
+
+@pytest.mark.parametrize("params", [("allocation=lazy",), ("compress=lz4",)],
+                         ids=["lazy", "compressed"])
+def test_idle_release_gives_the_context_back_and_keeps_every_byte(vram_server, gpu, tmp_path,
+                                                                  params):
+    """idle-release= on the real driver: resting, the server is no longer a
+    compute process on the GPU (nvidia-smi), its VRAM stays in use, and
+    after many rests and wakes every byte written reads back."""
+    status = tmp_path / "rest.status"
+    s = vram_server("size=8G", "idle-release=1s", f"status-file={status}", *params)
+    pid = s.proc.pid
+    r = verify("soak", s.uri, "--bytes", 2 * GiB, "--connections", 8, "--block", 1 << 20,
+               *(["--mixed"] if "compress=lz4" in params else []))
+    assert r.returncode == 0, r.stderr
+    used_awake = _used_mib(gpu)
+    _wait_rest_state(status, "resting")
+    time.sleep(1)
+    resting_pids = _compute_pids(gpu)
+    used_resting = _used_mib(gpu)
+    print(f"awake: {used_awake} MiB used; resting: {used_resting} MiB, compute pids "
+          f"{resting_pids} (server {pid})")
+    assert pid not in resting_pids, "resting, but the server still holds a CUDA context"
+    # The export's VRAM stays allocated; the context's own goes.
+    assert used_resting >= used_awake - 1024, (used_awake, used_resting)
+    # Rests and wakes under random traffic with pauses: every byte checked.
+    for round in range(5):
+        r = verify("random", s.uri, "--connections", 4, "--ops", 2000, "--span", GiB)
+        assert r.returncode == 0, r.stderr
+        _wait_rest_state(status, "resting")
+    st = _status(status)
+    print(f"status: {st}")
+    assert int(st["wakes"]) >= 5 and st["failed_wakes"] == "0", st

@@ -7,11 +7,10 @@ file), so a test can look at and poke the "VRAM" behind the export.
 """
 import os
 import re
-import socket
-import struct
 import time
 from pathlib import Path
 
+from support.nbd_raw import RawNbdClient  # noqa: F401 (the tests import it from here)
 from support.nbdkit import Server
 
 KiB = 1024
@@ -215,45 +214,6 @@ def read_file_at(path, offset, length):
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read(length)
-
-
-class RawNbdClient:
-    """A minimal NBD client on a plain socket, for clients that misbehave
-    (libnbd will not disconnect in the middle of sending a request)."""
-
-    REQUEST_MAGIC = 0x25609513
-    CMD_READ, CMD_WRITE = 0, 1
-
-    def __init__(self, socket_path, timeout=10):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(str(socket_path))
-        self._handshake()
-
-    def _recv_exact(self, n):
-        buf = bytearray()
-        while len(buf) < n:
-            part = self.sock.recv(n - len(buf))
-            if not part:
-                raise ConnectionError("server closed the connection")
-            buf += part
-        return bytes(buf)
-
-    def _handshake(self):
-        hello = self._recv_exact(18)
-        assert hello[:16] == b"NBDMAGICIHAVEOPT", hello
-        # FIXED_NEWSTYLE | NO_ZEROES
-        self.sock.sendall(struct.pack(">I", 3))
-        # NBD_OPT_EXPORT_NAME with the default export "".
-        self.sock.sendall(b"IHAVEOPT" + struct.pack(">II", 1, 0))
-        self.size, self.flags = struct.unpack(">QH", self._recv_exact(10))
-
-    def send_request(self, cmd, offset, length, payload=b"", handle=1):
-        header = struct.pack(">IHHQQI", self.REQUEST_MAGIC, 0, cmd, handle, offset, length)
-        self.sock.sendall(header + payload)
-
-    def close(self):
-        self.sock.close()
 
 
 def wait_for(h, cookies):

@@ -1,4 +1,5 @@
 #include "rest/memory_pressure.hpp"
+#include "rest/wake_reserve.hpp"
 
 #include <gtest/gtest.h>
 
@@ -104,4 +105,20 @@ TEST(PressureWatch, ArmsOnTheKernelsPsiFile)
   // With CAP_SYS_RESOURCE the 1 s window itself, else 2 s.
   EXPECT_TRUE(watch.trigger() == "some 50000 1000000" || watch.trigger() == "some 100000 2000000")
     << watch.trigger();
+}
+
+TEST(WakeReserve, ReadsResidentMemoryAndKeepsWhatItIsGiven)
+{
+  EXPECT_EQ(WakeReserve::parse_statm_resident("1000 250 30 5 0 400 0\n", 4096), 250u * 4096);
+  EXPECT_FALSE(WakeReserve::parse_statm_resident("1000", 4096));
+  EXPECT_FALSE(WakeReserve::parse_statm_resident("1000 x", 4096));
+  const auto before = WakeReserve::resident_bytes();
+  ASSERT_TRUE(before);
+  WakeReserve r;
+  ASSERT_TRUE(r.keep(16 * 1024 * 1024 + 100));
+  EXPECT_EQ(r.bytes(), 16u * 1024 * 1024);                               // whole pages
+  EXPECT_GE(*WakeReserve::resident_bytes(), *before + 15 * 1024 * 1024); // resident
+  r.release();
+  EXPECT_EQ(r.bytes(), 0u);
+  EXPECT_LT(*WakeReserve::resident_bytes(), *before + 4 * 1024 * 1024);
 }

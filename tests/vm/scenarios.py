@@ -40,12 +40,20 @@ def with_min_free(scenario, kb):
 VRAM_SWAP_MIN_FREE_KB = 65536
 # The compressed boot as vram-swap runs it, with its reserve: in CI.
 PRESSURE_COMPRESS_RESERVE = with_min_free(PRESSURE_COMPRESS, VRAM_SWAP_MIN_FREE_KB)
+# idle-release=: the GPU rests when the load starts and wakes for it, each
+# wake allocating the test driver's 32 MiB context at whatever free RAM
+# there is; with vram-swap's reserve, as vram-swap runs it.
+PRESSURE_IDLE_RELEASE = with_min_free(
+    dict(PRESSURE, params={**PRESSURE["params"], "IDLE_RELEASE": "2s"}), VRAM_SWAP_MIN_FREE_KB)
 
 
 # What soak.py boots, by name.
 SOAK = {"pressure": PRESSURE, "pressure-4-workers": PRESSURE_4_WORKERS, "lazy-swap": LAZY_SWAP,
         "pressure-compress": PRESSURE_COMPRESS,
         "pressure-compress-min-free-64m": PRESSURE_COMPRESS_RESERVE,
+        "pressure-idle-release": PRESSURE_IDLE_RELEASE,
+        "pressure-idle-release-kernel-reserve":
+            dict(PRESSURE, params={**PRESSURE["params"], "IDLE_RELEASE": "2s"}),
         "lifecycle": LIFECYCLE, "integrity-swap": INTEGRITY_SWAP,
         "pressure-4-workers-min-free-16m": with_min_free(PRESSURE_4_WORKERS, 16384),
         "pressure-4-workers-min-free-32m": with_min_free(PRESSURE_4_WORKERS, 32768),

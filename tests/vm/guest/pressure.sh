@@ -24,6 +24,11 @@
 # VMTEST_COMPRESS    the plugin's compress= (default: none); the figures
 #                    then include what the swapped pages took (its status
 #                    file, read after the load, before swapoff)
+# VMTEST_IDLE_RELEASE the plugin's idle-release= (default: off): the GPU
+#                    must be resting when the load starts, and wake for
+#                    it; the test driver's context then costs 32 MiB of
+#                    host memory and 100 ms to create, so each wake
+#                    allocates at whatever free RAM there is
 # VMTEST_BALLAST_MB  RAM locked away by a helper process before the load is
 #                    sized (192): keeps the load and the run time what they
 #                    were while nbdkit itself locked 192 MiB it never used
@@ -38,9 +43,14 @@ passes=${VMTEST_PASSES:-1}
 stress_max=${VMTEST_STRESS_MAX:-420s}
 
 compress=${VMTEST_COMPRESS:-none}
+idle_release=${VMTEST_IDLE_RELEASE:-off}
 status_file=$RUNDIR/vram.status
 extra=()
-[[ $compress == none ]] || extra=(compress="$compress" status-file="$status_file")
+[[ $compress == none ]] || extra+=(compress="$compress")
+[[ $idle_release == off ]] ||
+  extra+=(idle-release="$idle_release" FAKECUDA_CTX_CREATE_US=100000 FAKECUDA_CTX_HOST_BYTES=32M)
+[[ $compress == none && $idle_release == off ]] || extra+=(status-file="$status_file")
+status_value() { awk -F= -v k="$1" '$1 == k { print $2 }' "$status_file"; }
 start_nbdkit "$size" "$safety" "${extra[@]}" || { fail "nbdkit did not start"; exit 1; }
 if [[ $safety != off ]]; then
   grep "swap protections: io-flusher on, mlockall on" $NBDKIT_LOG
@@ -70,6 +80,20 @@ avail_kb=$(meminfo_kb MemAvailable)
 log "swap on $NBD: $swap_kb kB; RAM: $(meminfo_kb MemTotal) kB total," \
     "$(meminfo_kb MemFree) kB free, $avail_kb kB available;" \
     "nbdkit has $(awk '/^VmLck/ { print $2 }' /proc/$NBDKIT_PID/status) kB locked"
+
+if [[ $idle_release != off ]]; then
+  # The GPU rests before the load: the first swap-outs (or the pressure
+  # trigger before them) wake it, with RAM running out.
+  t0=$(now)
+  for ((i = 0; i < 300; i++)); do
+    [[ $(status_value gpu_state) == resting ]] && break
+    sleep 0.1
+  done
+  [[ $(status_value gpu_state) == resting ]]
+  check $? "the GPU rests before the load (idle-release=$idle_release)"
+  figure rest_wait_seconds "$(elapsed_since "$t0")"
+  rests0=$(status_value rests) wakes0=$(status_value wakes)
+fi
 
 # stress-ng's --vm-bytes is the total over its workers; rand-set writes
 # every 8 bytes with a random value, then reads everything back and
@@ -129,6 +153,20 @@ if [[ $compress != none ]]; then
       "$(status_kb held) kB of VRAM held"
   (($(status_kb original_bytes) > 0 && $(status_kb held) * 2 <= $(status_kb original_bytes) * 3))
   check $? "the swapped pages were stored compressed, in less VRAM than their size and a half"
+fi
+if [[ $idle_release != off ]]; then
+  sleep 1.5 # the status file is written once a second
+  figure rest_rests $(($(status_value rests) - rests0))
+  figure rest_wakes $(($(status_value wakes) - wakes0))
+  figure rest_failed_wakes "$(status_value failed_wakes)"
+  figure rest_worst_wake_ms "$(status_value worst_wake_ms)"
+  (($(status_value wakes) > wakes0))
+  check $? "the GPU woke for the load"
+  (($(status_value failed_wakes) == 0))
+  check $? "no wake failed"
+  log "idle-release: $(grep -c 'resting: no request' $NBDKIT_LOG) rests and" \
+      "$(grep -c 'awake again' $NBDKIT_LOG) wakes logged; the longest wake took" \
+      "$(status_value worst_wake_ms) ms"
 fi
 figure swap_kb "$swap_kb"
 figure peak_swap_used_kb "$peak_kb"
