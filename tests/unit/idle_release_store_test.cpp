@@ -75,9 +75,10 @@ TEST_F(IdleReleaseTest, ARestKeepsEveryByteAndTheNextRequestWakesIt)
   EXPECT_FALSE(context_active()) << "resting, but the CUDA context is still alive";
   EXPECT_EQ(s.held(), held); // the VRAM is kept
   // What the context held in host memory (the fake's 16 MiB) is kept for
-  // the next wake.
+  // the next wake: what the process's resident memory fell by as the
+  // context went (under a sanitizer, its shadow of that memory too).
   EXPECT_GE(s.wake_reserve(), 15 * MiB);
-  EXPECT_LE(s.wake_reserve(), 24 * MiB);
+  EXPECT_LE(s.wake_reserve(), WakeReserve::max_bytes);
   const std::string status = StatusReporter::status_text(s, "GPU 0");
   EXPECT_NE(status.find("gpu_state=resting\n"), std::string::npos) << status;
   EXPECT_NE(status.find("idle_release=0.100\n"), std::string::npos) << status;

@@ -42,7 +42,9 @@ VRAM_SWAP_MIN_FREE_KB = 65536
 PRESSURE_COMPRESS_RESERVE = with_min_free(PRESSURE_COMPRESS, VRAM_SWAP_MIN_FREE_KB)
 # idle-release=: the GPU rests when the load starts and wakes for it, each
 # wake allocating the test driver's 32 MiB context at whatever free RAM
-# there is; with vram-swap's reserve, as vram-swap runs it.
+# there is; with vram-swap's reserve, as vram-swap runs it.  Soak only:
+# wakes of up to 5 s, and a deadlock at the kernel's own reserve
+# (docs/dev/vm-tests.md, finding 15).
 PRESSURE_IDLE_RELEASE = with_min_free(
     dict(PRESSURE, params={**PRESSURE["params"], "IDLE_RELEASE": "2s"}), VRAM_SWAP_MIN_FREE_KB)
 
