@@ -160,8 +160,11 @@ VramStore::VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMem
     codec_(config.compress)
 {
   generation_ = next_generation();
-  if (config.idle_release) start_idle_release(*config.idle_release);
-  if (!config.compressed()) return;
+  // idle-release='s thread starts last, with everything it may rest built.
+  if (!config.compressed()) {
+    if (config.idle_release) start_idle_release(*config.idle_release);
+    return;
+  }
   chunks_ = std::make_unique<VramChunks>(*lazy_);
   compress::CompressedExport::Settings settings;
   settings.size = size_;
@@ -181,6 +184,7 @@ VramStore::VramStore(const CudaDriver &driver, PrimaryContext context, DeviceMem
   hooks.wanted = [this] { return compaction_wanted(); };
   hooks.step = [this] { return compact_step(); };
   compactor_ = std::make_unique<Compactor>(std::move(hooks), Compactor::Settings{});
+  if (config.idle_release) start_idle_release(*config.idle_release);
 }
 
 VramStore::~VramStore()
