@@ -58,6 +58,11 @@ std::string compress_text(const VramStore &store)
                    u(s.pages.whole_pages), u(s.compacted_chunks));
 }
 
+double ms(std::chrono::steady_clock::duration d)
+{
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
 // idle-release=: whether the GPU rests, since when, and its wakes.
 std::string rest_text(const VramStore &store)
 {
@@ -66,7 +71,6 @@ std::string rest_text(const VramStore &store)
   if (!idle || !stats) return "idle_release=off\n";
   using namespace std::chrono;
   const auto since = system_clock::now() - (steady_clock::now() - stats->since);
-  const auto ms = [](steady_clock::duration d) { return duration<double, std::milli>(d).count(); };
   return strformat("idle_release=%.3f\ngpu_state=%s\ngpu_state_since=%lld\nrests=%llu\nwakes=%llu\n"
                    "failed_wakes=%llu\nlast_wake_ms=%.1f\nworst_wake_ms=%.1f\n"
                    "rested_seconds=%.0f\nwake_reserve=%llu\n",
@@ -195,7 +199,6 @@ void StatusReporter::tick(bool final)
 void StatusReporter::log_rest(const IdleRest::Stats &s)
 {
   using namespace std::chrono;
-  const auto ms = [](steady_clock::duration d) { return duration<double, std::milli>(d).count(); };
   if (s.rests > logged_rests_ && s.state == IdleRest::State::resting)
     log_info(settings_.gpu_label + ": resting: no request for " +
              strformat("%.0f s", duration<double>(*store_.idle_release()).count()) +

@@ -7,6 +7,7 @@ file), so a test can look at and poke the "VRAM" behind the export.
 """
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -98,6 +99,16 @@ def read_export(h, offset, length, step=4 * MiB):
         offset += n
         length -= n
     return bytes(out)
+
+
+def run_concurrently(fn, count):
+    """fn(0) ... fn(count - 1), each on a thread of its own, all at once;
+    returns when every one has."""
+    threads = [threading.Thread(target=fn, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def wait_until(predicate, timeout=10.0, what="condition"):

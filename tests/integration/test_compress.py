@@ -4,7 +4,6 @@ it, size= the logical size.  Through a real nbdkit over the test driver,
 whose map file shows every chunk of VRAM created, mapped and released."""
 import errno
 import random
-import threading
 
 import nbd
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from support.nbdkit import BUILD
 
 from .helpers import (MiB, assert_same, assert_zero, mapped_held, parse_map_file,
-                      read_export, read_file_at, wait_until)
+                      read_export, read_file_at, run_concurrently, wait_until)
 from .test_lazy import read_status
 
 PAGE = 4096
@@ -99,11 +98,7 @@ def test_every_kind_of_page_round_trips_over_several_connections(vram, connect, 
         except Exception as e:  # reported below, with the connection
             failures.append((n, e))
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_concurrently(work, 4)
     assert not failures, failures
     for n in range(4):
         assert_same(read_export(handles[0], n * quarter, quarter), bytes(models[n]),

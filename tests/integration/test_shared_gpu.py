@@ -15,11 +15,10 @@ default) it uses the faster one-row copies and memsets until they keep
 waiting, and then none for a while.
 """
 import random
-import threading
 
 import pytest
 
-from .helpers import KiB, MiB, assert_same, read_export, wait_until
+from .helpers import KiB, MiB, assert_same, read_export, run_concurrently, wait_until
 
 SIZE = 32 * MiB
 CONNECTIONS = 4
@@ -82,11 +81,7 @@ def test_no_operation_waits_for_other_programs_and_data_is_exact(vram, connect, 
         except Exception as e:  # reported below, with the others
             errors.append(f"connection {i}: {e!r}")
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(CONNECTIONS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_concurrently(run, CONNECTIONS)
     assert not errors, errors
     expected = b"".join(models)
     assert_same(read_export(connect(server), 0, SIZE), expected, "whole export")
